@@ -1,0 +1,183 @@
+"""`swarm`: a small dispatcher in front of a real Hydra app.
+
+`swarm run ...` hands the rest of argv to a `@hydra.main` function, so every Hydra feature works
+(overrides, -m, --cfg, --info, --help, --config-dir, hydra.run.dir, tab completion). The other
+verbs (rerun, render, list) work on saved runs and never train unless asked to.
+
+Errors a user can fix are printed as one line and exit with status 2; HYDRA_FULL_ERROR=1 shows
+the traceback instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from swarmcli import config, runner
+from swarmcli.config import SwarmError
+
+log = logging.getLogger("swarmcli")
+config.register_schema()
+
+USAGE = """usage: swarm COMMAND [ARGS]
+
+commands:
+  run [OVERRIDES]            train a hive (a Hydra app: --help, -m, --cfg job, --config-dir ...)
+  rerun RUN_DIR [OVERRIDES]  re-execute a saved run into a new dir; report bit-identity
+  render RUN_DIR [KEY=VALUE] re-draw stills and animations from saved results (no training)
+  list                       sweeps, targets, activations, optimizers, inits
+"""
+
+
+
+@hydra.main(version_base="1.3", config_path="pkg://swarmcli.configs", config_name="config")
+def hydra_run(cfg: DictConfig) -> float:
+    """One Hydra job: train, save, render; return the swarm's median final loss (for sweepers)."""
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        summary = runner.run(cfg, run_dir)
+        _render_after_run(cfg, run_dir)
+    except SwarmError:
+        raise
+    except BaseException:
+        log.exception("job failed")  # Hydra 1.3.8 keeps a failed multirun job's traceback out of its log
+        raise
+    print(f"run dir: {run_dir}")
+    return summary.objective
+
+
+def _render_after_run(cfg, run_dir: Path) -> None:
+    what = list(cfg.render.what)
+    if what and what != ["none"]:
+        from swarmcli import render
+
+        render.render_run(run_dir, OmegaConf.to_container(cfg.render), out=sys.stdout)
+
+
+def _hydra_argv(rest: list[str]) -> list[str]:
+    return [sys.argv[0], *rest]
+
+
+def cmd_run(rest: list[str]) -> None:
+    sys.argv = _hydra_argv(rest)
+    hydra_run()
+
+
+def cmd_rerun(rest: list[str]) -> None:
+    if not rest or rest[0].startswith("-"):
+        raise SwarmError("usage: swarm rerun RUN_DIR [OVERRIDES]")
+    old = Path(rest[0]).resolve()
+    saved = old / ".hydra" / "config.yaml"
+    if not saved.exists():
+        raise SwarmError(f"{rest[0]!r} has no .hydra/config.yaml; give a run directory of swarm run")
+    overrides = rest[1:]
+    if not any(o.startswith("hydra.run.dir=") for o in overrides):
+        overrides.append(f"hydra.run.dir={old.parent / (old.name + '-rerun')}")
+    new_dir = Path(next(o for o in overrides if o.startswith("hydra.run.dir=")).split("=", 1)[1])
+    sys.argv = _hydra_argv(["--config-path", str(old / ".hydra"), "--config-name", "config",
+                            *overrides])
+    hydra_run()
+    from swarmcli import results
+
+    same, total, diff = results.compare(old, new_dir)
+    if diff:
+        print(f"rerun differs from {old}: {len(diff)} of {total} arrays differ: "
+              f"{', '.join(diff[:5])}")
+    else:
+        print(f"rerun is bit-identical to {old}: {same} of {total} arrays equal")
+
+
+def cmd_render(rest: list[str]) -> None:
+    from swarmcli import render
+
+    if not rest or "=" in rest[0]:
+        raise SwarmError("usage: swarm render RUN_DIR [KEY=VALUE ...]")
+    run_dir = Path(rest[0])
+    if not (run_dir / "swarm.json").exists():
+        raise SwarmError(f"{rest[0]!r} is not a swarm run directory (no swarm.json)")
+    saved = run_dir / ".hydra" / "config.yaml"
+    base = OmegaConf.load(saved).get("render", {}) if saved.exists() else {}
+    cfg = OmegaConf.merge(OmegaConf.structured(config.RenderConfig), base)
+    try:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(rest[1:]))
+    except OmegaConfBaseException as e:
+        raise SwarmError(config.one_line(e)) from None
+    render.render_run(run_dir, OmegaConf.to_container(cfg), out=sys.stdout)
+
+
+def cmd_list(rest: list[str]) -> None:
+    from importlib.resources import files
+
+    from swarmcli import nn, optim, targets
+
+    sweeps = sorted(p.name[:-5] for p in (files("swarmcli.configs") / "sweep").iterdir()
+                    if p.name.endswith(".yaml"))
+    for title, names in [("sweeps", sweeps), ("targets", targets.TARGETS),
+                         ("activations", nn.ACTIVATIONS), ("optimizers", optim.OPTIMIZERS),
+                         ("inits", nn.INITS)]:
+        print(f"{title + ':':13} {', '.join(names)}")
+
+
+COMMANDS = {"run": cmd_run, "rerun": cmd_rerun, "render": cmd_render, "list": cmd_list}
+
+
+def _strip_subcommand_from_comp_line() -> None:
+    """Bash completion calls `swarm -sc query=bash` with COMP_LINE='swarm run ...': Hydra must
+    see the line without the subcommand word."""
+    line = os.environ.get("COMP_LINE", "")
+    words = line.split(" ")
+    if len(words) > 1 and words[1] in COMMANDS:
+        os.environ["COMP_LINE"] = " ".join([words[0], *words[2:]])
+        point = int(os.environ.get("COMP_POINT", len(line)))
+        os.environ["COMP_POINT"] = str(max(0, point - len(words[1]) - 1))
+
+
+def error_message(e: BaseException) -> str:
+    """One line for a user's mistake, naming the bad value (and the choices, where known)."""
+    if isinstance(e, SwarmError):
+        return str(e)
+    if isinstance(e, OmegaConfBaseException) or isinstance(e.__cause__, OmegaConfBaseException):
+        inner = e.__cause__ if isinstance(e.__cause__, OmegaConfBaseException) else e
+        return config.one_line(inner)
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    if lines and lines[0].startswith("Could not find '") and len(lines) > 1:
+        options = [ln for ln in lines[2:]]
+        return f"{lines[0]}; available: {', '.join(options)}"
+    if isinstance(e, OSError):
+        return f"cannot write {e.filename!r}: {e.strerror}"
+    return lines[0] if lines else type(e).__name__
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-sc", "--shell-completion"):
+        argv = ["run", *argv]
+        _strip_subcommand_from_comp_line()
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        sys.exit(0 if argv else 2)
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"swarm: error: unknown command {command!r}; choices: {', '.join(COMMANDS)}",
+              file=sys.stderr)
+        sys.exit(2)
+    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us, to print them as one line
+    try:
+        COMMANDS[command](rest)
+    except KeyboardInterrupt:
+        print("swarm: interrupted; the run dir is marked interrupted", file=sys.stderr)
+        sys.exit(130)
+    except (SwarmError, HydraException, OmegaConfBaseException, OSError) as e:
+        if full_error:
+            raise
+        print(f"swarm: error: {error_message(e)}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,185 @@
+"""Typed config schema, registered with Hydra, and the validation that turns a composed config
+into a checked `Spec`.
+
+The schema gives Hydra typed composition (`optim.lr=abc` fails at once) and `--cfg job` shows every
+field with its default. Names (activation, optimizer, target, ...) stay plain strings checked here
+against the registries, so the error message lists exactly the choices the code supports.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from swarmcli import nn, optim, targets
+
+
+class SwarmError(ValueError):
+    """A user-facing error: the CLI prints it as one line and exits with status 2."""
+
+
+@dataclass
+class TargetConfig:
+    """The 1-D function every bee learns."""
+
+    name: str = "sin"  # see `swarm list`
+    domain: list[float] = field(default_factory=lambda: [-5.0, 5.0])  # [low, high] of x
+    points: int = 61  # evenly spaced training points over the domain
+    noise_sd: float = 0.0  # sd of Gaussian noise added to y (noisy_sin has its own default)
+    noise_seed: int = 0  # noise is drawn once, the same for every bee and cell
+
+
+@dataclass
+class ModelConfig:
+    """An MLP 1 -> width x depth -> 1."""
+
+    depth: int = 1  # number of hidden layers
+    width: int = 10  # units per hidden layer
+    activation: str = "relu"
+    init: str = "default"  # torch.nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer; fields another optimizer does not use are ignored by it."""
+
+    name: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.0  # sgd
+    dampening: float = 0.0  # sgd
+    nesterov: bool = False  # sgd
+    weight_decay: float = 0.0  # sgd, adam (L2 added to the gradient, as torch.optim does)
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam
+    eps: float = 1e-8  # adam
+
+
+@dataclass
+class TrainConfig:
+    """How long, how many bees, where, and what to keep."""
+
+    epochs: int = 150  # full-batch optimizer steps
+    bees: int = 10  # networks per cell, differing only in initial weights
+    seed: int = 10  # bee i's initial weights depend only on (seed, layer shapes, i)
+    device: str = "auto"  # auto | cpu | cuda
+    dtype: str = "float32"  # float32 | float64
+    record: list[str] = field(default_factory=lambda: ["ypred"])  # loss is always kept
+    stride: int = 1  # record every `stride` epochs (the first and last epoch always)
+    memory_limit_gb: float | None = None  # recording budget; default: half the free memory
+
+
+@dataclass
+class SweepConfig:
+    """A grid of cells. `grid`: nested keys -> lists, expanded as a product. `paired`: named
+    groups of nested keys -> equal-length lists that vary together as one axis."""
+
+    name: str = "single"
+    grid: dict[str, Any] = field(default_factory=dict)
+    paired: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RenderConfig:
+    """What `swarm run` renders after training (`swarm render` takes the same keys)."""
+
+    what: list[str] = field(default_factory=lambda: ["hive", "loss", "final_loss"])
+    epochs: list[int] = field(default_factory=lambda: [0, -1])  # stills at these epochs
+    fps: int = 30
+    max_seconds: float = 20.0  # long runs are sub-sampled to at most this video length
+    frame_stride: int | None = None  # overrides max_seconds when set
+    width: int = 960  # pixels; rounded to even for H.264
+    height: int = 720
+    dpi: int = 100
+    format: str = "mp4"  # mp4 | gif
+    workers: int | None = None  # processes for frame rendering; default: every core
+
+
+@dataclass
+class SwarmConfig:
+    target: TargetConfig = field(default_factory=TargetConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    progress: bool = True  # progress bar (only ever shown on a terminal)
+
+
+def register_schema() -> None:
+    ConfigStore.instance().store(name="swarm_schema", node=SwarmConfig)
+
+
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("float32", "float64")
+RECORDABLE = ("ypred", "weights", "biases")
+
+
+def choice(key: str, value: Any, choices) -> None:
+    if value not in choices:
+        raise SwarmError(f"{key}={value!r} is not one of: {', '.join(map(str, choices))}")
+
+
+def positive(key: str, value: Any, *, allow_zero: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise SwarmError(f"{key}={value!r} must be a number {bound}")
+
+
+def integer(key: str, value: Any, *, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise SwarmError(f"{key}={value!r} must be an integer >= {minimum}")
+
+
+def validate(cfg: SwarmConfig) -> SwarmConfig:
+    """Check one cell's settings; raise SwarmError naming the bad value and the valid choices."""
+    t, m, o, tr = cfg.target, cfg.model, cfg.optim, cfg.train
+    choice("target.name", t.name, targets.TARGETS)
+    if len(t.domain) != 2 or not t.domain[0] < t.domain[1]:
+        raise SwarmError(f"target.domain={list(t.domain)!r} must be [low, high] with low < high")
+    integer("target.points", t.points, minimum=2)
+    positive("target.noise_sd", t.noise_sd, allow_zero=True)
+    integer("model.depth", m.depth, minimum=1)
+    integer("model.width", m.width, minimum=1)
+    choice("model.activation", m.activation, nn.ACTIVATIONS)
+    choice("model.init", m.init, nn.INITS)
+    choice("optim.name", o.name, optim.OPTIMIZERS)
+    positive("optim.lr", o.lr)
+    positive("optim.momentum", o.momentum, allow_zero=True)
+    positive("optim.dampening", o.dampening, allow_zero=True)
+    positive("optim.weight_decay", o.weight_decay, allow_zero=True)
+    positive("optim.eps", o.eps)
+    if len(o.betas) != 2 or not all(0 <= b < 1 for b in o.betas):
+        raise SwarmError(f"optim.betas={list(o.betas)!r} must be two numbers in [0, 1)")
+    if o.nesterov and (o.momentum <= 0 or o.dampening != 0):
+        raise SwarmError("optim.nesterov=true needs optim.momentum > 0 and optim.dampening = 0")
+    integer("train.epochs", tr.epochs, minimum=0)
+    integer("train.bees", tr.bees, minimum=1)
+    integer("train.stride", tr.stride, minimum=1)
+    choice("train.device", tr.device, DEVICES)
+    choice("train.dtype", tr.dtype, DTYPES)
+    for f in tr.record:
+        choice("train.record", f, RECORDABLE)
+    return cfg
+
+
+def to_schema(cfg: DictConfig | dict) -> SwarmConfig:
+    """Merge a plain or saved config onto the schema and return the typed object.
+
+    Used for reruns (`.hydra/config.yaml` merged onto the schema) and for per-cell configs."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(SwarmConfig), cfg)
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        raise SwarmError(one_line(e)) from None
+
+
+def one_line(e: Exception) -> str:
+    """OmegaConf's multi-line type errors as one line that names the key and the bad value."""
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    key = getattr(e, "full_key", None)
+    return f"{key}: {first}" if key else first

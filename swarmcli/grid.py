@@ -1,0 +1,129 @@
+"""Sweep expansion: a config with a `sweep` becomes cells, and cells become batches.
+
+A grid axis is one config key and its list of values; a paired axis is several keys whose lists
+vary together (seed 001's 1x60 vs 2x10). Cells are the product of the axes, first axis outermost.
+Cells that differ only in width or in optimizer hyper-parameters share one batch: width by
+zero-padding, hyper-parameters as per-bee tensors.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+
+from omegaconf import OmegaConf
+
+from swarmcli import config
+from swarmcli.config import SwarmConfig, SwarmError
+
+# Keys a batch may vary per cell (see engine.Batch); every other key must match to share a batch.
+BATCHABLE = ("model.width", "optim.lr", "optim.momentum", "optim.dampening",
+             "optim.weight_decay", "optim.betas", "optim.eps")
+
+
+@dataclass(frozen=True)
+class Axis:
+    name: str  # the config key, or the paired group's name
+    keys: tuple[str, ...]
+    values: tuple[tuple, ...]  # one tuple of key values per position on the axis
+
+    def label(self, i: int) -> str:
+        vals = self.values[i]
+        if len(self.keys) == 1:
+            return str(vals[0])
+        return ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in zip(self.keys, vals))
+
+
+@dataclass
+class Cell:
+    index: int
+    position: tuple[int, ...]  # index along each axis
+    labels: dict[str, str]  # axis name -> value label
+    values: dict[str, object]  # dotted key -> value
+    cfg: SwarmConfig
+
+
+def _flatten(node, prefix: str, where: str) -> dict[str, list]:
+    out = {}
+    for k, v in node.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict):
+            out.update(_flatten(v, key, where))
+        elif isinstance(v, list):
+            if not v:
+                raise SwarmError(f"{where}.{key} is an empty list; give at least one value")
+            out[key] = v
+        else:
+            raise SwarmError(f"{where}.{key}={v!r} must be a list of values")
+    return out
+
+
+def _check_key(key: str, where: str, base) -> None:
+    known = [f"{g}.{k}" for g in ("target", "model", "optim", "train") for k in base[g]]
+    if key not in known:
+        raise SwarmError(f"{where} key {key!r} is not a config key; valid: {', '.join(known)}")
+
+
+def axes(cfg) -> list[Axis]:
+    """The sweep's axes, in the order the config lists them."""
+    sweep = OmegaConf.to_container(cfg.sweep, resolve=True) if not isinstance(cfg.sweep, dict) \
+        else cfg.sweep
+    base = OmegaConf.to_container(OmegaConf.structured(SwarmConfig))
+    out = []
+    for key, vals in _flatten(sweep.get("grid") or {}, "", "sweep.grid").items():
+        _check_key(key, "sweep.grid", base)
+        out.append(Axis(key, (key,), tuple((v,) for v in vals)))
+    for name, group in (sweep.get("paired") or {}).items():
+        if not isinstance(group, dict):
+            raise SwarmError(f"sweep.paired.{name} must map config keys to lists")
+        flat = _flatten(group, "", f"sweep.paired.{name}")
+        for key in flat:
+            _check_key(key, f"sweep.paired.{name}", base)
+        lengths = {len(v) for v in flat.values()}
+        if len(lengths) != 1:
+            raise SwarmError(f"sweep.paired.{name} lists must have equal lengths, got "
+                             f"{ {k: len(v) for k, v in flat.items()} }")
+        out.append(Axis(name, tuple(flat), tuple(zip(*flat.values()))))
+    seen = [k for a in out for k in a.keys]
+    dup = {k for k in seen if seen.count(k) > 1}
+    if dup:
+        raise SwarmError(f"sweep sets {sorted(dup)} on more than one axis")
+    return out
+
+
+def expand(cfg) -> tuple[list[Axis], list[Cell]]:
+    """All cells of the sweep, each with its own validated config."""
+    ax = axes(cfg)
+    base = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    cells = []
+    for i, position in enumerate(itertools.product(*(range(len(a.values)) for a in ax))):
+        cell_cfg = base.copy()
+        values = {}
+        for a, p in zip(ax, position):
+            for key, v in zip(a.keys, a.values[p]):
+                OmegaConf.update(cell_cfg, key, v, merge=False)
+                values[key] = v
+        typed = config.validate(config.to_schema(cell_cfg))
+        labels = {a.name: a.label(p) for a, p in zip(ax, position)}
+        cells.append(Cell(i, position, labels, values, typed))
+    return ax, cells
+
+
+def batch_key(cell: Cell) -> str:
+    """Everything that must match for cells to train in one batch."""
+    d = OmegaConf.to_container(OmegaConf.structured(cell.cfg))
+    for key in BATCHABLE:
+        group, name = key.split(".")
+        d[group].pop(name)
+    for group in ("sweep", "render", "progress"):
+        d.pop(group)
+    return json.dumps(d, sort_keys=True)
+
+
+def batches(cells: list[Cell]) -> list[list[Cell]]:
+    """Group cells into batches that can train together, in order of first appearance."""
+    groups: dict[str, list[Cell]] = {}
+    for c in cells:
+        groups.setdefault(batch_key(c), []).append(c)
+    return list(groups.values())

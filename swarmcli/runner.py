@@ -1,0 +1,180 @@
+"""One run, from a composed config to a finished run directory: Spec -> Plan -> Engine -> Results.
+
+`run(cfg, run_dir)` is a plain function (no Hydra inside), so tests and other tools call it
+directly; `swarm run` is a thin Hydra wrapper around it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from swarmcli import engine, grid, nn, results, targets
+from swarmcli.config import SwarmError
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    final_losses: dict[int, np.ndarray]  # cell index -> [bees]
+    diverged: int
+    seconds: float
+
+    @property
+    def objective(self) -> float:
+        """Median final loss over every bee of the run, a diverged bee counting as +inf: the
+        number a Hydra sweeper minimises to find settings that work on average."""
+        f = np.concatenate(list(self.final_losses.values())).astype(np.float64)
+        return float(np.median(np.where(np.isfinite(f), f, np.inf)))
+
+
+def frames(epochs: int, stride: int) -> list[int]:
+    """Recorded epochs: every `stride`-th from 0, and always the last."""
+    f = list(range(0, epochs + 1, stride))
+    return f if f[-1] == epochs else f + [epochs]
+
+
+def make_batch(cells: list[grid.Cell]) -> engine.Batch:
+    c0 = cells[0].cfg
+    t, m, o, tr = c0.target, c0.model, c0.optim, c0.train
+    x, y = targets.training_data(t.name, t.domain, t.points, t.noise_sd, t.noise_seed)
+    hyper = {k: [float(v) for v in vals] for k, vals in {
+        "lr": [c.cfg.optim.lr for c in cells],
+        "momentum": [c.cfg.optim.momentum for c in cells],
+        "dampening": [c.cfg.optim.dampening for c in cells],
+        "weight_decay": [c.cfg.optim.weight_decay for c in cells],
+        "beta1": [c.cfg.optim.betas[0] for c in cells],
+        "beta2": [c.cfg.optim.betas[1] for c in cells],
+        "eps": [c.cfg.optim.eps for c in cells],
+    }.items()}
+    return engine.Batch(depth=m.depth, widths=[c.cfg.model.width for c in cells], bees=tr.bees,
+                        activation=m.activation, optimizer=o.name, hyper=hyper, x=x, y=y,
+                        epochs=tr.epochs, seed=tr.seed, init=m.init, nesterov=o.nesterov,
+                        record=tuple(tr.record), frames=frames(tr.epochs, tr.stride),
+                        device=tr.device, dtype=tr.dtype)
+
+
+def memory_budget(limit_gb: float | None) -> int:
+    if limit_gb is not None:
+        return int(limit_gb * 2**30)
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+
+
+def check_memory(batch_list: list[engine.Batch], cfg) -> None:
+    """Refuse, before training, a recording that would not fit in memory."""
+    need = max(engine.record_bytes(b) for b in batch_list)
+    allowed = memory_budget(cfg.train.memory_limit_gb)
+    if need > allowed:
+        tr = cfg.train
+        raise SwarmError(
+            f"recording needs {need / 2**30:.1f} GiB but {allowed / 2**30:.1f} GiB is allowed "
+            f"(train.memory_limit_gb); raise train.stride (now {tr.stride}), record fewer fields "
+            f"(train.record={list(tr.record)}) or lower train.bees (now {tr.bees})")
+
+
+def cell_arrays(batch: engine.Batch, res: engine.BatchResult, k: int, width: int) -> dict:
+    """Cell k's slice of a batch result, with padded hidden units cut back to the cell's width."""
+    s = slice(k * batch.bees, (k + 1) * batch.bees)
+    out = {"loss": res.loss[s], "diverged_epoch": res.diverged_epoch[s]}
+    if res.ypred is not None:
+        out["ypred"] = res.ypred[s]
+    last = batch.depth
+    for i, (w, b) in enumerate(zip(res.weights or [None] * (last + 1),
+                                   res.biases or [None] * (last + 1))):
+        fi = 1 if i == 0 else width
+        fo = 1 if i == last else width
+        if w is not None:
+            out[f"weights_{i}"] = w[s, :, :fi, :fo]
+        if b is not None:
+            out[f"biases_{i}"] = b[s, :, :fo]
+    return out
+
+
+def manifest(cfg, axes, cells, device: str) -> dict:
+    tr = cfg.train
+    return {
+        "format": results.FORMAT, "state": "running", "epochs": tr.epochs,
+        "frames": frames(tr.epochs, tr.stride), "record": list(tr.record), "device": device,
+        "target": OmegaConf.to_container(OmegaConf.structured(cfg.target)),
+        "axes": [{"name": a.name, "keys": list(a.keys), "labels": [a.label(i) for i in
+                  range(len(a.values))]} for a in axes],
+        "cells": [{"index": c.index, "labels": c.labels, "values": c.values,
+                   "position": list(c.position), "bees": c.cfg.train.bees,
+                   "depth": c.cfg.model.depth, "width": c.cfg.model.width,
+                   "activation": c.cfg.model.activation, "optimizer": c.cfg.optim.name,
+                   "saved": False} for c in cells],
+    }
+
+
+def run(cfg, run_dir, *, gradient: str = "fused", out=sys.stdout) -> RunSummary:
+    """Train every cell of `cfg`'s sweep and write the run directory."""
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    axes, cells = grid.expand(cfg)
+    plan = grid.batches(cells)
+    batch_list = [make_batch(b) for b in plan]
+    check_memory(batch_list, cells[0].cfg)
+    try:
+        device = engine.resolve_device(cells[0].cfg.train.device)
+    except RuntimeError as e:
+        raise SwarmError(str(e)) from None
+
+    writer = results.RunWriter(Path(run_dir), manifest(cells[0].cfg, axes, cells, device))
+    t = cells[0].cfg.target
+    x, y = targets.training_data(t.name, t.domain, t.points, t.noise_sd, t.noise_seed)
+    tx, ty = targets.dense_curve(t.name, t.domain)
+    writer.save_arrays(x=x, y=y, target_x=tx, target_y=ty)
+    acts = sorted({c.cfg.model.activation for c in cells})
+    np.savez(writer.dir / "activations.npz", **nn.activation_curves(acts))
+
+    axis_names = [a.name for a in axes]
+    rows, finals, diverged = [], {}, 0
+    total = sum(b.total_bees * b.epochs for b in batch_list)
+    show = cells[0].cfg.progress and sys.stderr.isatty()
+    try:
+        with tqdm(total=total, disable=not show, unit="bee-epoch", unit_scale=True,
+                  desc="training", leave=False) as bar:
+            for cells_in_batch, batch in zip(plan, batch_list):
+                res = engine.train(batch, gradient=gradient, on_epochs=bar.update)
+                for k, cell in enumerate(cells_in_batch):
+                    arrays = cell_arrays(batch, res, k, cell.cfg.model.width)
+                    n_div = int((arrays["diverged_epoch"] >= 0).sum())
+                    diverged += n_div
+                    finals[cell.index] = arrays["loss"][:, -1]
+                    writer.save_cell(cell.index, arrays, {"diverged": n_div})
+                    rows += results.summary_rows(axis_names, cell.labels, cell.index,
+                                                 arrays["loss"], arrays["diverged_epoch"])
+    except BaseException:
+        writer.save_summary(sorted(rows, key=lambda r: (r["cell"], r["bee"])))
+        writer.set_state("interrupted")
+        raise
+    writer.save_summary(sorted(rows, key=lambda r: (r["cell"], r["bee"])))
+    seconds = time.perf_counter() - start
+    writer.manifest["train_seconds"] = seconds
+    writer.set_state("complete")
+    print_table(cells, axis_names, finals, out)
+    if diverged:
+        print(f"{diverged} bee(s) diverged (non-finite loss) and were frozen", file=out)
+    return RunSummary(Path(run_dir), finals, diverged, seconds)
+
+
+def print_table(cells, axis_names, finals, out) -> None:
+    """Per cell: median and inter-quartile range of the final loss, and how many diverged."""
+    head = [*(a.rsplit(".", 1)[-1] for a in axis_names), "median loss", "IQR", "diverged"]
+    body = []
+    for c in cells:
+        f = finals[c.index]
+        ok = f[np.isfinite(f)]
+        q1, med, q3 = np.percentile(ok, [25, 50, 75]) if ok.size else (np.nan,) * 3
+        body.append([*(c.labels[a] for a in axis_names), f"{med:.3g}", f"{q1:.3g}-{q3:.3g}",
+                     f"{(~np.isfinite(f)).sum()}/{f.size}"])
+    widths = [max(len(str(r[i])) for r in [head, *body]) for i in range(len(head))]
+    for r in [head, *body]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)), file=out)
