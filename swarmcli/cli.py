@@ -48,7 +48,8 @@ def hydra_run(cfg: DictConfig) -> float:
     except SwarmError:
         raise
     except BaseException:
-        log.exception("job failed")  # Hydra 1.3.8 keeps a failed multirun job's traceback out of its log
+        # Hydra 1.3.8 keeps a failed multirun job's traceback out of its log: log it ourselves.
+        log.exception("job failed")
         raise
     print(f"run dir: {run_dir}")
     return summary.objective

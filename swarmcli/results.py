@@ -204,7 +204,7 @@ class Run:
             df = pd.DataFrame({"cell": c.index, "bee": np.repeat(np.arange(bees), epochs),
                                "epoch": np.tile(np.arange(epochs), bees),
                                "loss": loss.reshape(-1)})
-            for k, v in c.labels.items():
+            for k, v in reversed(c.labels.items()):
                 df.insert(1, k, v)
             parts.append(df)
         return pd.concat(parts, ignore_index=True)

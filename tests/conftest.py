@@ -1,0 +1,35 @@
+"""Shared fixtures: compose real configs with Hydra's compose API and train tiny runs."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+
+from swarmcli import config, runner
+
+config.register_schema()
+
+
+def compose_config(overrides=()):
+    """The config `swarm run OVERRIDES` would see (without Hydra's own `hydra` node)."""
+    with initialize_config_module(config_module="swarmcli.configs", version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+TINY = ["train.epochs=6", "train.bees=3", "progress=false"]
+
+
+@pytest.fixture
+def tiny_run(tmp_path):
+    """Train a tiny run into tmp_path/NAME and return its directory."""
+
+    def make(*overrides, name="run") -> Path:
+        cfg = compose_config([*TINY, *overrides])
+        run_dir = tmp_path / name
+        runner.run(cfg, run_dir, out=io.StringIO())
+        return run_dir
+
+    return make
