@@ -25,6 +25,7 @@ from swarmcli import config, runner
 from swarmcli.config import SwarmError
 
 log = logging.getLogger("swarmcli")
+USER_FULL_ERROR = "SWARM_USER_FULL_ERROR"  # the user's HYDRA_FULL_ERROR, before we set ours
 config.register_schema()
 
 USAGE = """usage: swarm COMMAND [ARGS]
@@ -45,14 +46,21 @@ def hydra_run(cfg: DictConfig) -> float:
     try:
         summary = runner.run(cfg, run_dir)
         _render_after_run(cfg, run_dir)
-    except SwarmError:
-        raise
+    except SwarmError as e:
+        if os.environ.get(USER_FULL_ERROR) == "1":
+            raise
+        fail(str(e))  # exit here: past this point Hydra would log the job's overrides first
     except BaseException:
         # Hydra 1.3.8 keeps a failed multirun job's traceback out of its log: log it ourselves.
         log.exception("job failed")
         raise
     print(f"run dir: {run_dir}")
     return summary.objective
+
+
+def fail(message: str) -> None:
+    print(f"swarm: error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def _render_after_run(cfg, run_dir: Path) -> None:
@@ -78,7 +86,7 @@ def cmd_rerun(rest: list[str]) -> None:
     old = Path(rest[0]).resolve()
     saved = old / ".hydra" / "config.yaml"
     if not saved.exists():
-        raise SwarmError(f"{rest[0]!r} has no .hydra/config.yaml; give a run directory of swarm run")
+        raise SwarmError(f"{rest[0]!r} has no .hydra/config.yaml; give a run dir of `swarm run`")
     overrides = rest[1:]
     if not any(o.startswith("hydra.run.dir=") for o in overrides):
         overrides.append(f"hydra.run.dir={old.parent / (old.name + '-rerun')}")
@@ -149,10 +157,13 @@ def error_message(e: BaseException) -> str:
         inner = e.__cause__ if isinstance(e.__cause__, OmegaConfBaseException) else e
         return config.one_line(inner)
     lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
-    if lines and lines[0].startswith("Could not find '") and len(lines) > 1:
-        options = [ln for ln in lines[2:]]
-        return f"{lines[0]}; available: {', '.join(options)}"
-    if isinstance(e, OSError):
+    if lines and "Could not find" in lines[0]:
+        stop = next((i for i, ln in enumerate(lines) if ln.startswith("Config search path")),
+                    len(lines))
+        options = [ln for ln in lines[1:stop] if not ln.startswith("Available options")]
+        missing = lines[0].split(": ", 1)[-1] if lines[0].startswith("In '") else lines[0]
+        return f"{missing}; available: {', '.join(options)}" if options else missing
+    if isinstance(e, OSError) and e.filename:
         return f"cannot write {e.filename!r}: {e.strerror}"
     return lines[0] if lines else type(e).__name__
 
@@ -171,6 +182,7 @@ def main(argv: list[str] | None = None) -> None:
               file=sys.stderr)
         sys.exit(2)
     full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ[USER_FULL_ERROR] = "1" if full_error else "0"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us, to print them as one line
     try:
         COMMANDS[command](rest)
@@ -180,5 +192,4 @@ def main(argv: list[str] | None = None) -> None:
     except (SwarmError, HydraException, OmegaConfBaseException, OSError) as e:
         if full_error:
             raise
-        print(f"swarm: error: {error_message(e)}", file=sys.stderr)
-        sys.exit(2)
+        fail(error_message(e))

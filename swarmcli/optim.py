@@ -44,7 +44,8 @@ class SGD(BatchedOptimizer):
         self.use_momentum = bool((mom != 0).any())
         self.buf = torch.zeros_like(params) if self.use_momentum else None
         self.neg_lr = -self.h("lr")
-        self.mom, self.one_minus_damp = self.h("momentum"), (1 - self.hp["dampening"]).to(self.dtype)
+        self.mom = self.h("momentum")
+        self.one_minus_damp = (1 - self.hp["dampening"]).to(self.dtype)
         self.wd = self.h("weight_decay")
 
     def step(self, p: torch.Tensor, g: torch.Tensor, alive: torch.Tensor) -> None:
@@ -83,7 +84,7 @@ class Adam(BatchedOptimizer):
         step_size = (hp["lr"] / (1 - hp["beta1"] ** self.t)).to(self.dtype)
         bc2_sqrt = ((1 - hp["beta2"] ** self.t) ** 0.5).to(self.dtype)
         denom = (self.v.sqrt() / bc2_sqrt).add_(self.eps)
-        p.addcmul_(self.m / denom, -step_size * alive)
+        p.addcdiv_(self.m * (-step_size * alive), denom)  # torch: p + (-step * m) / denom
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}

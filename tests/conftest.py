@@ -6,11 +6,14 @@ import io
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 
 from swarmcli import config, runner
 
 config.register_schema()
+# Tiny tensors: one intra-op thread is faster, and keeps timings sane when pytest shares the CPU.
+torch.set_num_threads(1)
 
 
 def compose_config(overrides=()):

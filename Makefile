@@ -1,0 +1,25 @@
+# Two commands on a fresh machine: `make run` (the main job) and `make test`.
+# torch 2.13.0 goes in first, from its CPU build, so pip never pulls a multi-GB CUDA build.
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test bench clean
+
+$(BIN)/swarm: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[test]"
+	touch $@
+
+run: $(BIN)/swarm
+	$(BIN)/swarm run +sweep=width_activation
+
+test: $(BIN)/swarm
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+bench: $(BIN)/swarm
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

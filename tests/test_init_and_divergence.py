@@ -1,0 +1,83 @@
+"""Initial weights are paired across cells and stable as prefixes; divergence is contained."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from swarmcli import engine, load, nn
+
+
+def test_init_matches_torch_linear_distribution():
+    """Default init is nn.Linear's: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases."""
+    (w0, b0), (w1, b1) = nn.init_params(seed=0, depth=1, width=20, bees=2000)
+    bound = 1 / np.sqrt(20)
+    assert w1.abs().max() <= bound and w1.abs().max() > 0.99 * bound
+    assert abs(w1.mean().item()) < 0.01 and abs(w1.var().item() - bound**2 / 3) < 0.002
+    assert w0.abs().max() <= 1.0 and w0.abs().max() > 0.99
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(20, 1)
+    assert lin.weight.abs().max() <= bound  # the same bound torch uses
+
+
+def test_first_bees_of_a_large_swarm_equal_a_small_swarm():
+    small = nn.init_params(seed=7, depth=3, width=20, bees=10)
+    large = nn.init_params(seed=7, depth=3, width=20, bees=500)
+    for (ws, bs), (wl, bl) in zip(small, large):
+        assert torch.equal(ws, wl[:10]) and torch.equal(bs, bl[:10])
+
+
+def test_seed_changes_weights():
+    a = nn.init_params(seed=1, depth=1, width=5, bees=3)
+    b = nn.init_params(seed=2, depth=1, width=5, bees=3)
+    assert not torch.equal(a[0][0], b[0][0])
+
+
+def test_cells_of_same_shape_start_paired(tiny_run):
+    """Cells that differ only in lr start from identical weights, bee for bee."""
+    run = load(tiny_run("+sweep.grid.optim.lr=[0.01,0.1]", "train.record=[weights,biases]",
+                        "model.width=4"))
+    a, b = run.cells
+    np.testing.assert_array_equal(a.weights(0)[:, 0], b.weights(0)[:, 0])
+    np.testing.assert_array_equal(a.biases(1)[:, 0], b.biases(1)[:, 0])
+    assert not np.array_equal(a.weights(0)[:, -1], b.weights(0)[:, -1])
+
+
+def test_width_padding_keeps_each_cell_its_own_init(tiny_run):
+    """A width-3 cell padded into a batch with width 10 starts exactly like a width-3 run on its
+    own, and trains like it up to float32 rounding (padded zeros change the summation order)."""
+    both = load(tiny_run("+sweep.grid.model.width=[3,10]", "train.record=[weights]", name="a"))
+    alone = load(tiny_run("model.width=3", "train.record=[weights]", name="b"))
+    for layer in range(2):
+        padded, single = both.cell(width=3).weights(layer), alone.cells[0].weights(layer)
+        assert padded.shape == single.shape
+        np.testing.assert_array_equal(padded[:, 0], single[:, 0])
+        np.testing.assert_allclose(padded, single, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(both.cell(width=3).loss, alone.cells[0].loss, rtol=1e-5)
+
+
+def test_diverging_bee_is_frozen_and_flagged_while_others_train():
+    """Cell 1 (lr 50) diverges; cell 0 in the same batch trains exactly as it would alone."""
+    x = np.linspace(-5, 5, 61)
+    hyper = {"lr": [0.01, 50.0], "momentum": [0.9, 0.9], "dampening": [0.0, 0.0],
+             "weight_decay": [0.0, 0.0]}
+    common = dict(depth=1, bees=3, activation="relu", optimizer="sgd", x=x, y=np.sin(x),
+                  epochs=40, seed=0, frames=[0, 40], dtype="float32")
+    mixed = engine.train(engine.Batch(widths=[10, 10], hyper=hyper, **common))
+    alone = engine.train(engine.Batch(widths=[10], hyper={k: v[:1] for k, v in hyper.items()},
+                                      **common))
+    assert (mixed.diverged_epoch[3:] > 0).all()
+    assert (mixed.diverged_epoch[:3] == -1).all()
+    assert not np.isfinite(mixed.loss[3:, -1]).any()
+    np.testing.assert_array_equal(mixed.loss[:3], alone.loss)
+    # frozen: the prediction stops changing once a bee diverged... its params stay put
+    bad = mixed.diverged_epoch[3]
+    assert np.isnan(mixed.loss[3, bad:]).all() or not np.isfinite(mixed.loss[3, bad:]).any()
+
+
+def test_run_reports_divergence(tiny_run):
+    run_dir = tiny_run("optim.lr=100", "train.epochs=30")
+    run = load(run_dir)
+    summary = (run_dir / "summary.csv").read_text().splitlines()
+    assert run.cells[0].info["diverged"] == 3
+    assert all(line.split(",")[-2] == "True" for line in summary[1:])
