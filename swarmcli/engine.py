@@ -1,10 +1,11 @@
-"""The training loop: one batch of bees, full batch, one optimizer step per epoch.
+"""The training loop: one batch of bees, one optimizer step per epoch (or per mini-batch).
 
 All parameters of a batch live in one flat buffer [bees, P]; each layer's W [bees, in, out] and
-b [bees, 1, out] are views into it, so the optimizer updates everything in a few kernels. The
-gradient comes from a hand-derived backward pass (`fused`, the default: a few batched kernels per
-layer, no autograd graph) or from autograd (`autograd`, kept as the reference the fused path is
-tested against). Bees are independent, so a large batch trains chunk by chunk (each chunk all
+b [bees, 1, out] (and batch-norm gamma, beta) are views into it, so the optimizer updates
+everything in a few kernels. Plain MLPs take the `fused` path: a hand-derived forward and backward
+pass, a few batched kernels per layer and no autograd graph; the `autograd` path is the reference
+the fused path is tested against, and trains what the fused path does not (dropout, batch norm,
+mini-batches). Bees are independent, so a large batch trains chunk by chunk (each chunk all
 epochs), which keeps the working set in cache and memory bounded.
 """
 
@@ -20,9 +21,8 @@ from swarmcli import nn, optim
 
 @dataclass
 class Batch:
-    """Plain data the engine needs: cells that share depth, activation, optimizer and data.
-
-    Per-cell lists (`widths`, `hyper`) are expanded to per-bee tensors here."""
+    """Plain data the engine needs: cells that share everything but width and optimizer
+    hyper-parameters. Per-cell lists (`widths`, `hyper`) become per-bee tensors here."""
 
     depth: int
     widths: list[int]
@@ -30,12 +30,27 @@ class Batch:
     activation: str
     optimizer: str
     hyper: dict[str, list[float]]  # per cell
-    x: np.ndarray
+    x: np.ndarray  # every point, training and validation
     y: np.ndarray
     epochs: int
     seed: int
     init: str = "default"
-    nesterov: bool = False
+    init_std: float = 0.1
+    init_bounds: tuple[float, float] = (-0.1, 0.1)
+    leaky_slope: float = nn.LEAKY_SLOPE
+    flags: dict = field(default_factory=dict)  # optimizer flags shared by the batch (nesterov...)
+    schedule: str = "constant"
+    schedule_params: dict = field(default_factory=dict)
+    loss: str = "mse"
+    huber_delta: float = 1.0
+    l1: float = 0.0  # penalty on the sum of |W| (weights, not biases)
+    l2: float = 0.0  # penalty on the sum of W^2
+    dropout: float = 0.0
+    batch_norm: bool = False
+    batch_size: int | None = None  # None: full batch
+    val_mask: np.ndarray | None = None  # points held out for validation
+    patience: int | None = None  # early stopping on validation loss
+    min_delta: float = 0.0
     record: tuple[str, ...] = ("ypred",)
     frames: list[int] = field(default_factory=list)  # epochs to record, 0 = initial state
     device: str = "cpu"
@@ -49,60 +64,126 @@ class Batch:
     def total_bees(self) -> int:
         return self.bees * len(self.widths)
 
+    @property
+    def fused_ok(self) -> bool:
+        """The hand-derived backward covers plain full-batch MLPs."""
+        return not (self.dropout or self.batch_norm or self.batch_size)
+
 
 @dataclass
 class BatchResult:
-    loss: np.ndarray  # [bees, epochs + 1]
+    loss: np.ndarray  # [bees, epochs + 1] training loss (penalties excluded)
     diverged_epoch: np.ndarray  # [bees], -1 if the bee never diverged
-    ypred: np.ndarray | None = None  # [bees, frames, points]
+    stopped_epoch: np.ndarray  # [bees], -1 if the bee never stopped early
+    val_loss: np.ndarray | None = None  # [bees, epochs + 1]
+    ypred: np.ndarray | None = None  # [bees, frames, points] (evaluation mode)
+    ypred_train: np.ndarray | None = None  # [bees, frames, points] with dropout active
     weights: list[np.ndarray] = field(default_factory=list)  # per layer [bees, frames, in, out]
     biases: list[np.ndarray] = field(default_factory=list)  # per layer [bees, frames, out]
 
 
 class Layout:
-    """Where each layer's W and b sit in the flat [bees, P] buffer."""
+    """Where each tensor sits in the flat [bees, P] buffer: per layer W then b, then batch-norm
+    gamma and beta of each hidden layer."""
 
-    def __init__(self, shapes: list[tuple[int, int]]):
+    def __init__(self, shapes: list[tuple[int, int]], batch_norm: bool = False):
         self.shapes = shapes
-        self.slices = []
+        self.entries = []  # (offset, shape)
         off = 0
         for fi, fo in shapes:
-            self.slices.append(((off, off + fi * fo), (off + fi * fo, off + fi * fo + fo)))
-            off += fi * fo + fo
+            for shape in ((fi, fo), (1, fo)):
+                self.entries.append((off, shape))
+                off += shape[0] * shape[1]
+        self.norm_entries = []
+        if batch_norm:
+            for _, fo in shapes[:-1]:
+                for _ in range(2):
+                    self.norm_entries.append((off, (1, fo)))
+                    off += fo
         self.size = off
+
+    def _view(self, flat, entry):
+        off, (a, b) = entry
+        return flat[:, off:off + a * b].view(flat.shape[0], a, b)
 
     def views(self, flat: torch.Tensor):
         """(W, b) views [bees, in, out], [bees, 1, out] into a flat [bees, P] tensor."""
-        n = flat.shape[0]
-        return [(flat[:, w0:w1].view(n, fi, fo), flat[:, b0:b1].view(n, 1, fo))
-                for ((w0, w1), (b0, b1)), (fi, fo) in zip(self.slices, self.shapes)]
+        v = [self._view(flat, e) for e in self.entries]
+        return list(zip(v[0::2], v[1::2]))
+
+    def norm_views(self, flat: torch.Tensor):
+        """(gamma, beta) of each hidden layer, [bees, 1, width] each."""
+        v = [self._view(flat, e) for e in self.norm_entries]
+        return list(zip(v[0::2], v[1::2]))
 
     def __repr__(self):
         return f"Layout(shapes={self.shapes}, P={self.size})"
 
 
-def autograd_loss_and_grad(flat, layout, x, y, act, mask, grad_out):
+# Per-point losses and their derivatives with respect to the prediction (r = pred - y).
+LOSSES = {
+    "mse": (lambda r, d: r.square(), lambda r, d: 2 * r),
+    "mae": (lambda r, d: r.abs(), lambda r, d: torch.sign(r)),
+    "huber": (lambda r, d: torch.where(r.abs() < d, 0.5 * r.square(), d * (r.abs() - 0.5 * d)),
+              lambda r, d: r.clamp(-d, d)),
+}
+
+
+@dataclass
+class Problem:
+    """What one chunk's loss and gradient need, on the chunk's device."""
+
+    x: torch.Tensor  # [1, points, 1]
+    y: torch.Tensor
+    act: nn.Activation
+    mask: torch.Tensor | None  # [bees, 1, width] for padded cells
+    loss: str
+    delta: float
+    train_w: torch.Tensor | None  # [1, points, 1] 1.0 for training points; None: all
+    n_train: int
+    l1: float
+    l2: float
+
+    def point_loss(self, pred):
+        return LOSSES[self.loss][0](pred - self.y, self.delta)
+
+    def mean_train(self, point_loss):
+        if self.train_w is None:
+            return point_loss.mean(dim=(1, 2))
+        return (point_loss * self.train_w).sum(dim=(1, 2)) / self.n_train
+
+    def penalty(self, params):
+        total = 0
+        for w, _ in params:
+            if self.l1:
+                total = total + self.l1 * w.abs().sum(dim=(1, 2))
+            if self.l2:
+                total = total + self.l2 * w.square().sum(dim=(1, 2))
+        return total
+
+
+def autograd_loss_and_grad(flat, layout, prob: Problem, grad_out):
     """Reference gradient: build the graph with torch.autograd."""
     p = flat.detach().requires_grad_(True)
-    pred = nn.forward(layout.views(p), x, act, mask)
-    loss = (pred - y).square().mean(dim=(1, 2))
-    (g,) = torch.autograd.grad(loss.sum(), p)  # sum of per-bee means: each bee its own gradient
+    params = layout.views(p)
+    pred = nn.forward(params, prob.x, prob.act, prob.mask)
+    point = prob.point_loss(pred)
+    loss = prob.mean_train(point)
+    (g,) = torch.autograd.grad((loss + prob.penalty(params)).sum(), p)  # each bee its own grad
     grad_out.copy_(g)
-    return loss.detach(), pred.detach()
+    return point.detach(), pred.detach()
 
 
-def fused_loss_and_grad(flat, layout, x, y, act, mask, grad_out):
-    """Hand-derived forward and backward of the MSE of an MLP, a few batched kernels per layer."""
+def fused_loss_and_grad(flat, layout, prob: Problem, grad_out):
+    """Hand-derived forward and backward of an MLP's loss, a few batched kernels per layer."""
     params = layout.views(flat)
     grads = layout.views(grad_out)
     last = len(params) - 1
+    act, x, mask = prob.act, prob.x, prob.mask
     zs, hs = [], [x]
     h = x
     for i, (w, b) in enumerate(params):
-        if i == 0:
-            z = torch.addcmul(b, x, w)  # fan_in 1: an outer product, no matmul needed
-        else:
-            z = torch.baddbmm(b, h, w)
+        z = torch.addcmul(b, x, w) if i == 0 else torch.baddbmm(b, h, w)  # fan_in 1: outer product
         if i == last:
             pred = z
             break
@@ -111,20 +192,27 @@ def fused_loss_and_grad(flat, layout, x, y, act, mask, grad_out):
             h = h * mask
         zs.append(z)
         hs.append(h)
-    r = pred - y
-    loss = r.square().mean(dim=(1, 2))
-    g = r * (2.0 / r.shape[1])  # d(mean square)/d pred
+    r = pred - prob.y
+    point = LOSSES[prob.loss][0](r, prob.delta)
+    g = LOSSES[prob.loss][1](r, prob.delta) * (1.0 / prob.n_train)
+    if prob.train_w is not None:
+        g = g * prob.train_w
     for i in range(last, -1, -1):
         w = params[i][0]
         gw, gb = grads[i]
         gb.copy_(g.sum(dim=1, keepdim=True))
         if i == 0:
             gw.copy_((g * x).sum(dim=1, keepdim=True))
-            break
-        gw.copy_(torch.bmm(hs[i].transpose(1, 2), g))
-        g = torch.bmm(g, w.transpose(1, 2))
-        g.mul_(act.grad(zs[i - 1], hs[i]))
-    return loss, pred
+        else:
+            gw.copy_(torch.bmm(hs[i].transpose(1, 2), g))
+            g = torch.bmm(g, w.transpose(1, 2))
+            g.mul_(act.grad(zs[i - 1], hs[i]))
+    for (w, _), (gw, _) in zip(params, grads):
+        if prob.l1:
+            gw.add_(torch.sign(w), alpha=prob.l1)
+        if prob.l2:
+            gw.add_(w, alpha=2 * prob.l2)
+    return point, pred
 
 
 GRADIENTS = {"fused": fused_loss_and_grad, "autograd": autograd_loss_and_grad}
@@ -142,55 +230,94 @@ def initial_flat(batch: Batch, layout: Layout) -> torch.Tensor:
     """Each cell's bees drawn at the cell's own width (so pairing holds), padded to the batch's."""
     cells = []
     for width in batch.widths:
-        params = nn.init_params(batch.seed, batch.depth, width, batch.bees, batch.init)
+        params = nn.init_params(batch.seed, batch.depth, width, batch.bees, batch.init,
+                                batch.init_std, batch.init_bounds)
         params = nn.pad_params(params, batch.width)
-        cells.append(torch.cat([t.reshape(batch.bees, -1) for wb in params for t in wb], dim=1))
+        parts = [t.reshape(batch.bees, -1) for wb in params for t in wb]
+        if batch.batch_norm:  # gamma 1, beta 0, as torch.nn.BatchNorm1d
+            for _ in range(batch.depth):
+                parts += [torch.ones(batch.bees, batch.width, dtype=torch.float64),
+                          torch.zeros(batch.bees, batch.width, dtype=torch.float64)]
+        cells.append(torch.cat(parts, dim=1))
     return torch.cat(cells)
 
 
 def record_bytes(batch: Batch) -> int:
-    """Bytes the recordings of a batch take on the host (float32 or float64 per value)."""
+    """Bytes the recordings of a batch take on the host."""
     item = 4 if batch.dtype == "float32" else 8
     per_frame = 0
     shapes = nn.layer_shapes(batch.depth, batch.width)
     if "ypred" in batch.record:
-        per_frame += len(batch.x)
+        per_frame += len(batch.x) * (2 if batch.dropout else 1)
     if "weights" in batch.record:
         per_frame += sum(fi * fo for fi, fo in shapes)
     if "biases" in batch.record:
         per_frame += sum(fo for _, fo in shapes)
-    return batch.total_bees * item * (per_frame * len(batch.frames) + batch.epochs + 1)
+    per_epoch = 2 if batch.val_mask is not None else 1
+    return batch.total_bees * item * (per_frame * len(batch.frames)
+                                      + per_epoch * (batch.epochs + 1))
+
+
+def default_dropout_masks(batch: Batch, device, dtype):
+    """Masks drawn from one generator per chunk, seeded by the run's seed: reproducible."""
+    gen = torch.Generator(device=device).manual_seed(batch.seed * 7919 + 17)
+    keep = 1.0 - batch.dropout
+
+    def draw(epoch: int, step: int, layer: int, shape) -> torch.Tensor:
+        u = torch.rand(shape, generator=gen, device=device, dtype=dtype)
+        return (u >= batch.dropout).to(dtype) / keep
+
+    return draw
+
+
+def shuffle_generators(batch: Batch, lo: int, hi: int):
+    """One generator per bee, seeded by (seed, bee index in its cell): each bee its own order."""
+    gens = []
+    for i in range(lo, hi):
+        key = np.random.SeedSequence([batch.seed, 2, i % batch.bees]).generate_state(1)[0]
+        gens.append(torch.Generator().manual_seed(int(key)))
+    return gens
 
 
 def train(batch: Batch, gradient: str = "fused", chunk_bees: int | None = None,
-          on_epochs=None) -> BatchResult:
+          on_epochs=None, dropout_masks=None) -> BatchResult:
     """Train every bee of the batch; return per-bee recordings as numpy arrays.
 
-    `on_epochs(n)` is called as training advances by n bee-epochs (for a progress bar)."""
+    `on_epochs(n)` is called as training advances by n bee-epochs (for a progress bar);
+    `dropout_masks(epoch, step, layer, shape)` replaces the drawn dropout masks (tests)."""
     device = resolve_device(batch.device)
-    dtype = getattr(torch, batch.dtype)
-    layout = Layout(nn.layer_shapes(batch.depth, batch.width))
     n_bees, n_frames, n_points = batch.total_bees, len(batch.frames), len(batch.x)
+    layout = Layout(nn.layer_shapes(batch.depth, batch.width), batch.batch_norm)
     flat0 = initial_flat(batch, layout)
     hyper = {k: torch.tensor(v, dtype=torch.float64).repeat_interleave(batch.bees)
              for k, v in batch.hyper.items()}
     widths = torch.tensor(batch.widths).repeat_interleave(batch.bees)
 
-    res = BatchResult(loss=np.empty((n_bees, batch.epochs + 1), dtype=batch.dtype),
-                      diverged_epoch=np.full(n_bees, -1, dtype=np.int64))
+    def empty(*shape):
+        return np.empty(shape, dtype=batch.dtype)
+
+    res = BatchResult(loss=empty(n_bees, batch.epochs + 1),
+                      diverged_epoch=np.full(n_bees, -1, dtype=np.int64),
+                      stopped_epoch=np.full(n_bees, -1, dtype=np.int64))
+    if batch.val_mask is not None:
+        res.val_loss = empty(n_bees, batch.epochs + 1)
     if "ypred" in batch.record:
-        res.ypred = np.empty((n_bees, n_frames, n_points), dtype=batch.dtype)
+        res.ypred = empty(n_bees, n_frames, n_points)
+        if batch.dropout:
+            res.ypred_train = empty(n_bees, n_frames, n_points)
     for fi, fo in layout.shapes:
         if "weights" in batch.record:
-            res.weights.append(np.empty((n_bees, n_frames, fi, fo), dtype=batch.dtype))
+            res.weights.append(empty(n_bees, n_frames, fi, fo))
         if "biases" in batch.record:
-            res.biases.append(np.empty((n_bees, n_frames, fo), dtype=batch.dtype))
+            res.biases.append(empty(n_bees, n_frames, fo))
 
+    if gradient == "fused" and not batch.fused_ok:
+        gradient = "autograd"
     chunk = chunk_bees or default_chunk(batch, device)
     for lo in range(0, n_bees, chunk):
         hi = min(lo + chunk, n_bees)
-        _train_chunk(batch, gradient, device, dtype, layout, flat0[lo:hi],
-                     {k: v[lo:hi] for k, v in hyper.items()}, widths[lo:hi], res, lo, on_epochs)
+        _Chunk(batch, gradient, device, layout, flat0[lo:hi], {k: v[lo:hi] for k, v in
+               hyper.items()}, widths[lo:hi], lo, dropout_masks).run(res, on_epochs)
     return res
 
 
@@ -203,55 +330,149 @@ def default_chunk(batch: Batch, device: str) -> int:
     return max(1, min(batch.total_bees, (4 << 20) // per_bee))
 
 
-def _train_chunk(batch, gradient, device, dtype, layout, flat0, hyper, widths, res, lo, on_epochs):
-    n = flat0.shape[0]
-    flat = flat0.to(device=device, dtype=dtype).contiguous()
-    grad = torch.zeros_like(flat)
-    x = torch.as_tensor(batch.x, dtype=dtype, device=device).reshape(1, -1, 1)
-    y = torch.as_tensor(batch.y, dtype=dtype, device=device).reshape(1, -1, 1)
-    act = nn.ACTIVATIONS[batch.activation]
-    mask = None
-    if len(set(batch.widths)) > 1:
-        mask = (torch.arange(batch.width) < widths[:, None]).to(device=device, dtype=dtype)
-        mask = mask.reshape(n, 1, batch.width)
-    kwargs = {"nesterov": batch.nesterov} if batch.optimizer == "sgd" else {}
-    opt = optim.OPTIMIZERS[batch.optimizer](flat, **kwargs, **hyper)
-    step_grad = GRADIENTS[gradient]
-    alive = torch.ones(n, 1, dtype=torch.bool, device=device)
-    first_bad = torch.full((n,), -1, dtype=torch.int64, device=device)
+class _Chunk:
+    """One chunk of bees trained through every epoch."""
 
-    loss_rec = torch.empty(batch.epochs + 1, n, dtype=dtype, device=device)
-    frame_of = {e: f for f, e in enumerate(batch.frames)}
-    ypred_rec = torch.empty(n, len(batch.frames), len(batch.x), dtype=dtype, device=device) \
-        if res.ypred is not None else None
-    views = layout.views(flat)
+    def __init__(self, batch, gradient, device, layout, flat0, hyper, widths, lo, dropout_masks):
+        self.batch, self.layout, self.lo = batch, layout, lo
+        dtype = getattr(torch, batch.dtype)
+        n = self.n = flat0.shape[0]
+        self.flat = flat0.to(device=device, dtype=dtype).contiguous()
+        self.grad = torch.zeros_like(self.flat)
+        self.views = layout.views(self.flat)
+        self.norms = [nn.BatchNorm(g, b) for g, b in layout.norm_views(self.flat)]
+        mask = None
+        if len(set(batch.widths)) > 1:
+            mask = (torch.arange(batch.width) < widths[:, None]).to(device=device, dtype=dtype)
+            mask = mask.reshape(n, 1, batch.width)
+        train_w = None
+        n_train = len(batch.x)
+        if batch.val_mask is not None:
+            tw = torch.as_tensor(~batch.val_mask, dtype=dtype, device=device).reshape(1, -1, 1)
+            train_w, n_train = tw, int((~batch.val_mask).sum())
+        t = lambda a: torch.as_tensor(a, dtype=dtype, device=device).reshape(1, -1, 1)  # noqa: E731
+        self.prob = Problem(t(batch.x), t(batch.y), nn.activation(batch.activation,
+                            batch.leaky_slope), mask, batch.loss, batch.huber_delta, train_w,
+                            n_train, batch.l1, batch.l2)
+        self.opt = optim.OPTIMIZERS[batch.optimizer](self.flat, **batch.flags, **hyper)
+        self.base_lr = hyper["lr"].to(device)
+        self.gradient = GRADIENTS[gradient] if batch.fused_ok else None
+        self.train_idx = torch.nonzero(train_w.reshape(-1) > 0).reshape(-1) if train_w is not None \
+            else torch.arange(len(batch.x), device=device)
+        self.drop = dropout_masks or (default_dropout_masks(batch, device, dtype)
+                                      if batch.dropout else None)
+        self.shuffle = shuffle_generators(batch, lo, lo + n) if batch.batch_size else None
 
-    for epoch in range(batch.epochs + 1):
-        if epoch < batch.epochs:
-            loss, pred = step_grad(flat, layout, x, y, act, mask, grad)
+    def evaluate(self):
+        """Predictions and per-point losses at the current parameters, evaluation mode."""
+        with torch.no_grad():
+            pred = nn.forward(self.views, self.prob.x, self.prob.act, self.prob.mask,
+                              self.norms, "eval")
+            return self.prob.point_loss(pred), pred
+
+    def minibatch_steps(self, epoch: int, active):
+        """Autograd steps over the epoch's (mini-)batches, dropout and batch norm in train mode."""
+        b, prob = self.batch, self.prob
+        idx = self.train_idx
+        if self.shuffle is not None:
+            order = torch.stack([idx[torch.randperm(len(idx), generator=g)]
+                                 for g in self.shuffle])
+            size = b.batch_size
         else:
-            with torch.no_grad():
-                pred = nn.forward(views, x, act, mask)
-                loss = (pred - y).square().mean(dim=(1, 2))
-        loss_rec[epoch] = loss
-        finite = torch.isfinite(loss).unsqueeze(1)
-        first_bad.masked_fill_((alive & ~finite).squeeze(1), epoch)
-        alive &= finite
-        f = frame_of.get(epoch)
-        if f is not None:
-            if ypred_rec is not None:
-                ypred_rec[:, f] = pred.squeeze(2)
-            for i, (w, b) in enumerate(views):
-                if res.weights:
-                    res.weights[i][lo:lo + n, f] = w.cpu().numpy()
-                if res.biases:
-                    res.biases[i][lo:lo + n, f] = b.squeeze(1).cpu().numpy()
-        if epoch < batch.epochs:
-            opt.step(flat, grad, alive)
-        if on_epochs is not None:
-            on_epochs(n)
+            order, size = idx.unsqueeze(0), len(idx)
+        for step, start in enumerate(range(0, order.shape[1], size)):
+            sel = order[:, start:start + size]
+            xb = prob.x.reshape(-1)[sel].unsqueeze(-1)
+            yb = prob.y.reshape(-1)[sel].unsqueeze(-1)
+            p = self.flat.detach().requires_grad_(True)
+            params = self.layout.views(p)
+            norms = [nn.BatchNorm(g, be) for g, be in self.layout.norm_views(p)]
+            for nrm, old in zip(norms, self.norms):
+                nrm.mean, nrm.var = old.mean, old.var  # running stats carry over
+            drops = [self.drop(epoch, step, i, (self.n, xb.shape[1], b.width))
+                     for i in range(b.depth)] if self.drop else None
+            pred = nn.forward(params, xb, prob.act, prob.mask, norms, "train", drops)
+            loss = LOSSES[prob.loss][0](pred - yb, prob.delta).mean(dim=(1, 2))
+            (g,) = torch.autograd.grad((loss + prob.penalty(params)).sum(), p)
+            self.opt.step(self.flat, g, active)
 
-    res.loss[lo:lo + n] = loss_rec.T.cpu().numpy()
-    res.diverged_epoch[lo:lo + n] = first_bad.cpu().numpy()
-    if ypred_rec is not None:
-        res.ypred[lo:lo + n] = ypred_rec.cpu().numpy()
+    def run(self, res: BatchResult, on_epochs) -> None:
+        b, n, lo = self.batch, self.n, self.lo
+        device = self.flat.device
+        alive = torch.ones(n, 1, dtype=torch.bool, device=device)
+        running = alive.clone()  # not stopped early
+        first_bad = torch.full((n,), -1, dtype=torch.int64, device=device)
+        stopped = first_bad.clone()
+        best = torch.full((n,), float("inf"), dtype=torch.float64, device=device)
+        wait = torch.zeros(n, dtype=torch.int64, device=device)
+        loss_rec = torch.empty(b.epochs + 1, n, dtype=self.flat.dtype, device=device)
+        val_rec = torch.empty_like(loss_rec) if res.val_loss is not None else None
+        frame_of = {e: f for f, e in enumerate(b.frames)}
+        ypred_rec = torch.empty(n, len(b.frames), len(b.x), dtype=self.flat.dtype,
+                                device=device) if res.ypred is not None else None
+        val_w = None
+        if val_rec is not None:
+            val_w = 1.0 - self.prob.train_w
+            n_val = len(b.x) - self.prob.n_train
+
+        for epoch in range(b.epochs + 1):
+            if self.gradient is not None and epoch < b.epochs:
+                point, pred = self.gradient(self.flat, self.layout, self.prob, self.grad)
+            else:
+                point, pred = self.evaluate()
+            loss = self.prob.mean_train(point)
+            loss_rec[epoch] = loss
+            finite = torch.isfinite(loss).unsqueeze(1)
+            first_bad.masked_fill_((alive & ~finite).squeeze(1), epoch)
+            alive &= finite
+            if val_rec is not None:
+                val = (point * val_w).sum(dim=(1, 2)) / n_val
+                val_rec[epoch] = val
+                if b.patience is not None:
+                    better = val.double() < best - b.min_delta
+                    best = torch.where(better, val.double(), best)
+                    wait = torch.where(better, 0, wait + 1)
+                    stop = running.squeeze(1) & alive.squeeze(1) & (wait >= b.patience)
+                    stopped.masked_fill_(stop, epoch)
+                    running &= ~stop.unsqueeze(1)
+            f = frame_of.get(epoch)
+            if f is not None:
+                self.record(res, f, pred, ypred_rec)
+            if epoch < b.epochs:
+                active = alive & running
+                if b.schedule != "constant":
+                    from swarmcli import schedules
+
+                    self.opt.set_lr(schedules.lr_for_epoch(b.schedule, b.schedule_params,
+                                                           self.base_lr, epoch, b.epochs))
+                if self.gradient is not None:
+                    self.opt.step(self.flat, self.grad, active)
+                else:
+                    self.minibatch_steps(epoch, active)
+            if on_epochs is not None:
+                on_epochs(n)
+
+        res.loss[lo:lo + n] = loss_rec.T.cpu().numpy()
+        if val_rec is not None:
+            res.val_loss[lo:lo + n] = val_rec.T.cpu().numpy()
+        res.diverged_epoch[lo:lo + n] = first_bad.cpu().numpy()
+        res.stopped_epoch[lo:lo + n] = stopped.cpu().numpy()
+        if ypred_rec is not None:
+            res.ypred[lo:lo + n] = ypred_rec.cpu().numpy()
+
+    def record(self, res: BatchResult, f: int, pred, ypred_rec) -> None:
+        lo, n = self.lo, self.n
+        if ypred_rec is not None:
+            ypred_rec[:, f] = pred.squeeze(2)
+            if res.ypred_train is not None:
+                with torch.no_grad():
+                    drops = [self.drop(-1, f, i, (n, len(self.batch.x), self.batch.width))
+                             for i in range(self.batch.depth)]
+                    train_pred = nn.forward(self.views, self.prob.x, self.prob.act,
+                                            self.prob.mask, self.norms, "batch", drops)
+                res.ypred_train[lo:lo + n, f] = train_pred.squeeze(2).cpu().numpy()
+        for i, (w, bias) in enumerate(self.views):
+            if res.weights:
+                res.weights[i][lo:lo + n, f] = w.cpu().numpy()
+            if res.biases:
+                res.biases[i][lo:lo + n, f] = bias.squeeze(1).cpu().numpy()

@@ -23,6 +23,28 @@ class Activation:
 
 
 LEAKY_SLOPE = 0.01  # torch.nn.LeakyReLU's default
+_INV_SQRT_2PI = 0.3989422804014327
+_SQRT1_2 = 0.7071067811865476
+
+
+def _leaky(slope: float) -> Activation:
+    return Activation("leaky_relu", lambda z: torch.nn.functional.leaky_relu(z, slope),
+                      lambda z, a: torch.where(z > 0, 1.0, z.new_full((), slope)))
+
+
+def _gelu_grad(z, a):  # as torch's gelu_backward: Phi(z) + z * phi(z)
+    return 0.5 * (1 + torch.erf(z * _SQRT1_2)) + z * (torch.exp(-0.5 * z * z) * _INV_SQRT_2PI)
+
+
+def _silu_grad(z, a):  # as torch's silu_backward
+    s = torch.sigmoid(z)
+    return s * (1 + z * (1 - s))
+
+
+def _softplus_grad(z, a):  # as torch's softplus_backward, beta 1, threshold 20
+    e = torch.exp(z)
+    return torch.where(z > 20, 1.0, e / (e + 1))
+
 
 ACTIVATIONS = {
     a.name: a
@@ -31,14 +53,26 @@ ACTIVATIONS = {
         Activation("tanh", torch.tanh, lambda z, a: 1 - a * a),
         Activation("tanhshrink", lambda z: z - torch.tanh(z), lambda z, a: (z - a).square()),
         Activation("sigmoid", torch.sigmoid, lambda z, a: a * (1 - a)),
-        Activation(
-            "leaky_relu",
-            lambda z: torch.nn.functional.leaky_relu(z, LEAKY_SLOPE),
-            lambda z, a: torch.where(z > 0, 1.0, z.new_full((), LEAKY_SLOPE)),
-        ),
+        _leaky(LEAKY_SLOPE),
         Activation("identity", lambda z: z, lambda z, a: torch.ones_like(z)),
+        Activation("elu", torch.nn.functional.elu, lambda z, a: torch.where(z > 0, 1.0, z.exp())),
+        Activation("gelu", torch.nn.functional.gelu, _gelu_grad),
+        Activation("silu", torch.nn.functional.silu, _silu_grad),
+        Activation("softplus", torch.nn.functional.softplus, _softplus_grad),
+        Activation("sin", torch.sin, lambda z, a: torch.cos(z)),
     ]
 }
+
+
+def activation(name: str, leaky_slope: float = LEAKY_SLOPE) -> Activation:
+    """The named activation; leaky_relu takes its negative slope from the config."""
+    return _leaky(leaky_slope) if name == "leaky_relu" else ACTIVATIONS[name]
+
+
+class Sin(torch.nn.Module):
+    def forward(self, z):
+        return torch.sin(z)
+
 
 TORCH_MODULES = {  # the plain torch.nn module each activation must agree with
     "relu": torch.nn.ReLU,
@@ -47,9 +81,16 @@ TORCH_MODULES = {  # the plain torch.nn module each activation must agree with
     "sigmoid": torch.nn.Sigmoid,
     "leaky_relu": torch.nn.LeakyReLU,
     "identity": torch.nn.Identity,
+    "elu": torch.nn.ELU,
+    "gelu": torch.nn.GELU,
+    "silu": torch.nn.SiLU,
+    "softplus": torch.nn.Softplus,
+    "sin": Sin,
 }
 
-INITS = ("default",)
+# Weight initialisations (the bias is zero for all but `default`, as is usual with these schemes).
+INITS = ("default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal",
+         "normal", "uniform", "zeros")
 
 
 def layer_shapes(depth: int, width: int) -> list[tuple[int, int]]:
@@ -63,26 +104,58 @@ def _generator(seed: int, layer: int, shape: tuple[int, int], part: int) -> torc
     return torch.Generator().manual_seed(int(key) & (2**63 - 1))
 
 
-def init_params(
-    seed: int, depth: int, width: int, bees: int, init: str = "default"
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _uniform(gen, shape, low, high):
+    return torch.rand(shape, generator=gen, dtype=torch.float64) * (high - low) + low
+
+
+def _normal(gen, shape, std):
+    """N(0, std) by inverting the CDF of one uniform draw per value: unlike torch.randn, whose
+    draws depend on the tensor's size, this keeps 10 bees the prefix of 500."""
+    u = torch.rand(shape, generator=gen, dtype=torch.float64).clamp_min(1e-300)
+    return torch.erfinv(2 * u - 1) * (std * 2**0.5)
+
+
+def init_weight(init: str, gen, shape, fan_in: int, fan_out: int, std: float, bounds):
+    if init == "default":  # torch.nn.Linear.reset_parameters: kaiming_uniform(a=sqrt(5))
+        return _uniform(gen, shape, -(fan_in**-0.5), fan_in**-0.5)
+    if init == "xavier_uniform":
+        bound = (6 / (fan_in + fan_out)) ** 0.5
+        return _uniform(gen, shape, -bound, bound)
+    if init == "xavier_normal":
+        return _normal(gen, shape, (2 / (fan_in + fan_out)) ** 0.5)
+    if init == "kaiming_uniform":  # torch's default gain, sqrt(2) (ReLU)
+        bound = (6 / fan_in) ** 0.5
+        return _uniform(gen, shape, -bound, bound)
+    if init == "kaiming_normal":
+        return _normal(gen, shape, (2 / fan_in) ** 0.5)
+    if init == "normal":
+        return _normal(gen, shape, std)
+    if init == "uniform":
+        return _uniform(gen, shape, *bounds)
+    if init == "zeros":
+        return torch.zeros(shape, dtype=torch.float64)
+    raise ValueError(f"unknown init {init!r}; choices: {', '.join(INITS)}")
+
+
+def init_params(seed: int, depth: int, width: int, bees: int, init: str = "default",
+                std: float = 0.1, bounds=(-0.1, 0.1)) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Initial (W, b) of every layer for `bees` bees, in float64 on the CPU.
 
     Each tensor is drawn from its own generator seeded by (seed, layer, shape), with the bee axis
     outermost: bee i's weights depend only on (seed, shapes, i), so cells of the same shape start
     paired and 10 bees are the prefix of 500. Drawn once in float64, so float32 and CUDA runs
     start from the rounding of the same numbers."""
-    if init not in INITS:
-        raise ValueError(f"unknown init {init!r}")
     params = []
     for layer, (fan_in, fan_out) in enumerate(layer_shapes(depth, width)):
-        bound = 1.0 / fan_in**0.5  # torch.nn.Linear.reset_parameters
         shape = (fan_in, fan_out)
-        w = torch.rand(bees, fan_in, fan_out, generator=_generator(seed, layer, shape, 0),
-                       dtype=torch.float64)
-        b = torch.rand(bees, 1, fan_out, generator=_generator(seed, layer, shape, 1),
-                       dtype=torch.float64)
-        params.append((w * 2 * bound - bound, b * 2 * bound - bound))
+        w = init_weight(init, _generator(seed, layer, shape, 0), (bees, fan_in, fan_out),
+                        fan_in, fan_out, std, bounds)
+        if init == "default":
+            b = _uniform(_generator(seed, layer, shape, 1), (bees, 1, fan_out),
+                         -(fan_in**-0.5), fan_in**-0.5)
+        else:
+            b = torch.zeros(bees, 1, fan_out, dtype=torch.float64)
+        params.append((w, b))
     return params
 
 
@@ -104,15 +177,51 @@ def pad_params(params, width: int):
     return out
 
 
-def forward(params, x: torch.Tensor, activation: Activation, mask=None) -> torch.Tensor:
-    """Predictions [bees, points, 1] for inputs x: [1 or bees, points, 1] (autograd-friendly)."""
+class BatchNorm:
+    """Batch norm over the points of each bee, per hidden unit (torch.nn.BatchNorm1d's maths):
+    batch statistics while training, running statistics for evaluation."""
+
+    def __init__(self, gamma: torch.Tensor, beta: torch.Tensor, momentum: float = 0.1,
+                 eps: float = 1e-5):
+        self.gamma, self.beta = gamma, beta  # [bees, 1, width], views into the flat parameters
+        self.mean = torch.zeros_like(gamma, memory_format=torch.contiguous_format)
+        self.var = torch.ones_like(gamma, memory_format=torch.contiguous_format)
+        self.momentum, self.eps = momentum, eps
+
+    def __call__(self, z: torch.Tensor, mode: str) -> torch.Tensor:
+        """mode: "train" (batch stats, update running stats), "batch" (batch stats only), "eval"."""
+        if mode == "eval":
+            mean, var = self.mean, self.var
+        else:
+            mean = z.mean(dim=1, keepdim=True)
+            var = z.var(dim=1, unbiased=False, keepdim=True)
+            if mode == "train":
+                n, m = z.shape[1], self.momentum
+                with torch.no_grad():
+                    self.mean.mul_(1 - m).add_(mean.detach() * m)
+                    self.var.mul_(1 - m).add_(var.detach() * (n / (n - 1)) * m)
+        return (z - mean) / torch.sqrt(var + self.eps) * self.gamma + self.beta
+
+
+def forward(params, x: torch.Tensor, activation: Activation, mask=None, norms=None,
+            norm_mode: str = "eval", drops=None) -> torch.Tensor:
+    """Predictions [bees, points, 1] for inputs x: [1 or bees, points, 1] (autograd-friendly).
+
+    mask: [bees, 1, width] hides padded units; norms: a BatchNorm per hidden layer; drops: a
+    dropout mask per hidden layer, already scaled by 1 / (1 - p)."""
     h = x
+    last = len(params) - 1
     for i, (w, b) in enumerate(params):
         h = torch.baddbmm(b, h.expand(w.shape[0], -1, -1), w)
-        if i < len(params) - 1:
-            h = activation.fn(h)
-            if mask is not None:
-                h = h * mask
+        if i == last:
+            return h
+        if norms:
+            h = norms[i](h, norm_mode)
+        h = activation.fn(h)
+        if mask is not None:
+            h = h * mask
+        if drops:
+            h = h * drops[i]
     return h
 
 
@@ -122,7 +231,7 @@ def activation_curves(names, x=None):
     out = {"x": x.numpy()}
     for name in names:
         z = x.clone().requires_grad_(True)
-        a = ACTIVATIONS[name].fn(z)
+        a = activation(name).fn(z)
         (g,) = torch.autograd.grad(a.sum(), z)
         out[name] = a.detach().numpy()
         out[name + "_grad"] = g.numpy()

@@ -55,7 +55,7 @@ def make_batch(cells: list[grid.Cell]) -> engine.Batch:
     }.items()}
     return engine.Batch(depth=m.depth, widths=[c.cfg.model.width for c in cells], bees=tr.bees,
                         activation=m.activation, optimizer=o.name, hyper=hyper, x=x, y=y,
-                        epochs=tr.epochs, seed=tr.seed, init=m.init, nesterov=o.nesterov,
+                        epochs=tr.epochs, seed=tr.seed, init=m.init, flags={"nesterov": o.nesterov},
                         record=tuple(tr.record), frames=frames(tr.epochs, tr.stride),
                         device=tr.device, dtype=tr.dtype)
 

@@ -42,7 +42,7 @@ def engine_batch(depth, activation, opt_key, dtype, widths=WIDTHS, epochs=EPOCHS
     name, hyper, nesterov = OPTIMIZERS[opt_key]
     return engine.Batch(depth=depth, widths=list(widths), bees=BEES, activation=activation,
                         optimizer=name, hyper={k: [v] * len(widths) for k, v in hyper.items()},
-                        x=X, y=Y, epochs=epochs, seed=3, nesterov=nesterov,
+                        x=X, y=Y, epochs=epochs, seed=3, flags={"nesterov": nesterov},
                         frames=list(range(epochs + 1)), dtype=dtype)
 
 
