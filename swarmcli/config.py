@@ -12,15 +12,26 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from swarmcli import nn, optim, targets
+from swarmcli import formula, nn, optim, schedules, splits, targets
 
 
 class SwarmError(ValueError):
     """A user-facing error: the CLI prints it as one line and exits with status 2."""
+
+
+@dataclass
+class SplitConfig:
+    """Held-out validation points (their loss is recorded per bee; early stopping watches it)."""
+
+    kind: str = "none"  # none | random | gap (interpolation) | extrapolate (right end)
+    fraction: float = 0.2  # share of points (random) or of the domain (gap, extrapolate)
+    seed: int = 0  # for random
+    gap: list[float] | None = None  # [low, high] held out by `gap`; default: the middle
 
 
 @dataclass
@@ -32,6 +43,8 @@ class TargetConfig:
     points: int = 61  # evenly spaced training points over the domain
     noise_sd: float = 0.0  # sd of Gaussian noise added to y (noisy_sin has its own default)
     noise_seed: int = 0  # noise is drawn once, the same for every bee and cell
+    expr: str | None = None  # your own target, e.g. "sin(3*x)*exp(-x**2/4)" (whitelist parser)
+    split: SplitConfig = field(default_factory=lambda: SplitConfig())
 
 
 @dataclass
@@ -42,6 +55,11 @@ class ModelConfig:
     width: int = 10  # units per hidden layer
     activation: str = "relu"
     init: str = "default"  # torch.nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    init_std: float = 0.1  # for init=normal
+    init_bounds: list[float] = field(default_factory=lambda: [-0.1, 0.1])  # for init=uniform
+    leaky_slope: float = 0.01  # leaky_relu's negative slope
+    dropout: float = 0.0  # probability of dropping a hidden unit while training
+    batch_norm: bool = False  # BatchNorm1d after each hidden linear layer
 
 
 @dataclass
@@ -53,9 +71,31 @@ class OptimConfig:
     momentum: float = 0.0  # sgd
     dampening: float = 0.0  # sgd
     nesterov: bool = False  # sgd
-    weight_decay: float = 0.0  # sgd, adam (L2 added to the gradient, as torch.optim does)
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam
-    eps: float = 1e-8  # adam
+    weight_decay: float | None = None  # added to the gradient as torch.optim does (adamw:
+    # decoupled); None: torch's default (0.01 for adamw, else 0)
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam, adamw, adamax, nadam
+    eps: float | None = None  # None: torch's default (1e-10 for adagrad, else 1e-8)
+    alpha: float = 0.99  # rmsprop smoothing
+    centered: bool = False  # rmsprop
+    lr_decay: float = 0.0  # adagrad
+    initial_accumulator_value: float = 0.0  # adagrad
+    momentum_decay: float = 0.004  # nadam
+
+
+@dataclass
+class ScheduleConfig:
+    """Learning-rate schedule, stepped once per epoch (torch.optim.lr_scheduler's maths).
+    A field left null takes the schedule's default (`swarm list` shows them)."""
+
+    name: str = "constant"  # constant | step | exponential | cosine | cyclic | warmup
+    step_size: int | None = None  # step: epochs between decays (30)
+    gamma: float | None = None  # step (0.1), exponential (0.98): decay factor
+    t_max: int | None = None  # cosine: half period in epochs (train.epochs)
+    eta_min: float | None = None  # cosine: floor (0)
+    max_lr: float | None = None  # cyclic: peak, required (the base is optim.lr)
+    step_size_up: int | None = None  # cyclic: epochs from base to peak (20)
+    start_factor: float | None = None  # warmup: lr starts at start_factor * optim.lr (1/3)
+    warmup_epochs: int | None = None  # warmup: epochs to reach optim.lr (5)
 
 
 @dataclass
@@ -68,6 +108,13 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     dtype: str = "float32"  # float32 | float64
     record: list[str] = field(default_factory=lambda: ["ypred"])  # loss is always kept
+    loss: str = "mse"  # mse | mae | huber
+    huber_delta: float = 1.0
+    l1: float = 0.0  # penalty l1 * sum |W| over weights (not biases), added to the loss
+    l2: float = 0.0  # penalty l2 * sum W^2 over weights (not biases)
+    batch_size: int | None = None  # mini-batches, each bee shuffling on its own; None: full
+    patience: int | None = None  # early stopping: epochs without a better validation loss
+    min_delta: float = 0.0  # an improvement must beat the best by more than this
     stride: int = 1  # record every `stride` epochs (the first and last epoch always)
     memory_limit_gb: float | None = None  # recording budget; default: half the free memory
 
@@ -103,6 +150,7 @@ class SwarmConfig:
     target: TargetConfig = field(default_factory=TargetConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
@@ -116,6 +164,7 @@ def register_schema() -> None:
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
 RECORDABLE = ("ypred", "weights", "biases")
+LOSSES = ("mse", "mae", "huber")
 
 
 def choice(key: str, value: Any, choices) -> None:
@@ -143,28 +192,62 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
         raise SwarmError(f"target.domain={list(t.domain)!r} must be [low, high] with low < high")
     integer("target.points", t.points, minimum=2)
     positive("target.noise_sd", t.noise_sd, allow_zero=True)
+    if t.name == "noisy_sin" and t.noise_sd == 0:
+        raise SwarmError("target.name=noisy_sin needs target.noise_sd > 0 (target=noisy_sin "
+                         "sets 0.1)")
+    if t.expr is not None:
+        formula.evaluate(t.expr, np.linspace(t.domain[0], t.domain[1], t.points))
+    splits.check(t.split.kind, t.split.fraction, t.split.seed, t.split.gap, domain=t.domain)
     integer("model.depth", m.depth, minimum=1)
     integer("model.width", m.width, minimum=1)
     choice("model.activation", m.activation, nn.ACTIVATIONS)
     choice("model.init", m.init, nn.INITS)
+    positive("model.init_std", m.init_std)
+    if len(m.init_bounds) != 2 or not m.init_bounds[0] < m.init_bounds[1]:
+        raise SwarmError(f"model.init_bounds={list(m.init_bounds)!r} must be [a, b] with a < b")
+    if not 0 <= m.dropout < 1:
+        raise SwarmError(f"model.dropout={m.dropout!r} must be in [0, 1)")
     choice("optim.name", o.name, optim.OPTIMIZERS)
     positive("optim.lr", o.lr)
-    positive("optim.momentum", o.momentum, allow_zero=True)
-    positive("optim.dampening", o.dampening, allow_zero=True)
-    positive("optim.weight_decay", o.weight_decay, allow_zero=True)
-    positive("optim.eps", o.eps)
+    for key in ("momentum", "dampening", "alpha", "lr_decay", "initial_accumulator_value",
+                "momentum_decay"):
+        positive(f"optim.{key}", getattr(o, key), allow_zero=True)
+    if o.weight_decay is not None:
+        positive("optim.weight_decay", o.weight_decay, allow_zero=True)
+    if o.eps is not None:
+        positive("optim.eps", o.eps)
     if len(o.betas) != 2 or not all(0 <= b < 1 for b in o.betas):
         raise SwarmError(f"optim.betas={list(o.betas)!r} must be two numbers in [0, 1)")
     if o.nesterov and (o.momentum <= 0 or o.dampening != 0):
         raise SwarmError("optim.nesterov=true needs optim.momentum > 0 and optim.dampening = 0")
+    choice("schedule.name", cfg.schedule.name, schedules.SCHEDULES)
+    try:
+        schedules.resolve(cfg.schedule.name, schedule_params(cfg), tr.epochs)
+    except ValueError as e:
+        raise SwarmError(str(e)) from None
     integer("train.epochs", tr.epochs, minimum=0)
     integer("train.bees", tr.bees, minimum=1)
     integer("train.stride", tr.stride, minimum=1)
     choice("train.device", tr.device, DEVICES)
     choice("train.dtype", tr.dtype, DTYPES)
+    choice("train.loss", tr.loss, LOSSES)
+    positive("train.huber_delta", tr.huber_delta)
+    positive("train.l1", tr.l1, allow_zero=True)
+    positive("train.l2", tr.l2, allow_zero=True)
+    if tr.batch_size is not None:
+        integer("train.batch_size", tr.batch_size, minimum=1)
+    if tr.patience is not None:
+        integer("train.patience", tr.patience, minimum=1)
+        if t.split.kind == "none":
+            raise SwarmError("train.patience needs validation points: set target.split.kind "
+                             "to one of: random, gap, extrapolate")
     for f in tr.record:
         choice("train.record", f, RECORDABLE)
     return cfg
+
+
+def schedule_params(cfg: SwarmConfig) -> dict:
+    return {k: v for k, v in vars(cfg.schedule).items() if k != "name"}
 
 
 def to_schema(cfg: DictConfig | dict) -> SwarmConfig:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from swarmcli import nn, optim
+from swarmcli import nn, optim, schedules
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Batch:
     bees: int
     activation: str
     optimizer: str
-    hyper: dict[str, list[float]]  # per cell
+    hyper: dict[str, list[float]]  # per cell (lists or [cells] tensors)
     x: np.ndarray  # every point, training and validation
     y: np.ndarray
     epochs: int
@@ -289,7 +289,7 @@ def train(batch: Batch, gradient: str = "fused", chunk_bees: int | None = None,
     n_bees, n_frames, n_points = batch.total_bees, len(batch.frames), len(batch.x)
     layout = Layout(nn.layer_shapes(batch.depth, batch.width), batch.batch_norm)
     flat0 = initial_flat(batch, layout)
-    hyper = {k: torch.tensor(v, dtype=torch.float64).repeat_interleave(batch.bees)
+    hyper = {k: torch.as_tensor(v, dtype=torch.float64).repeat_interleave(batch.bees)
              for k, v in batch.hyper.items()}
     widths = torch.tensor(batch.widths).repeat_interleave(batch.bees)
 
@@ -416,7 +416,7 @@ class _Chunk:
             n_val = len(b.x) - self.prob.n_train
 
         for epoch in range(b.epochs + 1):
-            if self.gradient is not None and epoch < b.epochs:
+            if self.gradient is not None:  # also after the last step: the same kernels, same bits
                 point, pred = self.gradient(self.flat, self.layout, self.prob, self.grad)
             else:
                 point, pred = self.evaluate()
@@ -441,8 +441,6 @@ class _Chunk:
             if epoch < b.epochs:
                 active = alive & running
                 if b.schedule != "constant":
-                    from swarmcli import schedules
-
                     self.opt.set_lr(schedules.lr_for_epoch(b.schedule, b.schedule_params,
                                                            self.base_lr, epoch, b.epochs))
                 if self.gradient is not None:

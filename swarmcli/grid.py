@@ -19,7 +19,8 @@ from swarmcli.config import SwarmConfig, SwarmError
 
 # Keys a batch may vary per cell (see engine.Batch); every other key must match to share a batch.
 BATCHABLE = ("model.width", "optim.lr", "optim.momentum", "optim.dampening",
-             "optim.weight_decay", "optim.betas", "optim.eps")
+             "optim.weight_decay", "optim.betas", "optim.eps", "optim.alpha", "optim.lr_decay",
+             "optim.initial_accumulator_value", "optim.momentum_decay")
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,8 @@ def _flatten(node, prefix: str, where: str) -> dict[str, list]:
 
 
 def _check_key(key: str, where: str, base) -> None:
-    known = [f"{g}.{k}" for g in ("target", "model", "optim", "train") for k in base[g]]
+    known = [f"{g}.{k}" for g in ("target", "model", "optim", "schedule", "train")
+             for k in base[g]]
     if key not in known:
         raise SwarmError(f"{where} key {key!r} is not a config key; valid: {', '.join(known)}")
 

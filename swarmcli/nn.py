@@ -200,7 +200,8 @@ class BatchNorm:
                 with torch.no_grad():
                     self.mean.mul_(1 - m).add_(mean.detach() * m)
                     self.var.mul_(1 - m).add_(var.detach() * (n / (n - 1)) * m)
-        return (z - mean) / torch.sqrt(var + self.eps) * self.gamma + self.beta
+        scale = self.gamma / torch.sqrt(var + self.eps)  # torch's CPU kernel: z * a + (b - m a)
+        return z * scale + (self.beta - mean * scale)
 
 
 def forward(params, x: torch.Tensor, activation: Activation, mask=None, norms=None,

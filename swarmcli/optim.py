@@ -1,57 +1,149 @@
 """Batched optimizers with per-bee hyper-parameters.
 
 `torch.optim` takes one scalar lr per parameter group; here every hyper-parameter is a [bees, 1]
-tensor, so cells that differ only in lr, momentum or betas train in one batch. Each optimizer
+tensor, so cells that differ only in lr, momentum, betas, ... train in one batch. Each optimizer
 steps a flat parameter buffer [bees, P] with its flat gradient in a handful of in-place kernels and
-follows `torch.optim`'s arithmetic operation for operation (tests hold it to that, bee for bee).
+follows the single-tensor (non-foreach) CPU path of `torch.optim` operation for operation, bee for
+bee (tests hold it to float64 1e-10 and float32 1e-5 after 50 steps).
 
-A bee that is not `alive` (diverged) is frozen: its gradient is zeroed and its step size is 0.
+Per-bee hyper-parameters are kept in float64 (as torch.optim keeps Python floats), combined in
+float64 (`lr / bias_correction`, ...) and cast to the parameter dtype where torch hands a Python
+float to a kernel. Where torch skips work for a zero hyper-parameter (momentum, weight decay) the
+batched formula reduces to the same arithmetic for the bees where it is zero. Flags (`nesterov`,
+`centered`) are constructor keywords shared by the whole batch.
+
+A bee that is not `alive` (diverged) is frozen: its gradient is zeroed and its step size is 0 (its
+AdamW decay factor 1), so its parameters stay exactly as they were even when its gradient is NaN.
+`set_lr` changes the per-bee lr for the coming steps, as an lr scheduler changes `group["lr"]`.
+
+Keyword arguments an optimizer does not use are ignored, so a caller may pass every hyper-parameter
+and flag to any optimizer.
 """
 
 from __future__ import annotations
 
 import torch
 
+# torch.optim's defaults, by config field name (betas as [beta1, beta2]).
+DEFAULTS: dict[str, dict[str, object]] = {
+    "sgd": {"lr": 1e-3, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0,
+            "nesterov": False},
+    "adam": {"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0},
+    "adamw": {"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 1e-2},
+    "rmsprop": {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0,
+                "centered": False},
+    "adagrad": {"lr": 1e-2, "lr_decay": 0.0, "weight_decay": 0.0,
+                "initial_accumulator_value": 0.0, "eps": 1e-10},
+    "adamax": {"lr": 2e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0},
+    "nadam": {"lr": 2e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0,
+              "momentum_decay": 4e-3},
+}
+
+# Valid range of each per-bee hyper-parameter, as torch.optim checks it (dampening: unchecked).
+_RANGES = {
+    "lr": (0.0, None), "momentum": (0.0, None), "weight_decay": (0.0, None), "eps": (0.0, None),
+    "beta1": (0.0, 1.0), "beta2": (0.0, 1.0), "alpha": (0.0, None), "lr_decay": (0.0, None),
+    "initial_accumulator_value": (0.0, None), "momentum_decay": (0.0, None),
+}
+
 
 class BatchedOptimizer:
-    """Per-bee hyper-parameters are kept in float64 and cast once per step, as torch.optim casts
-    its Python-float hyper-parameters to the parameter dtype."""
+    """Base: per-bee hyper-parameters `self.hp[name]` [bees, 1] float64; `h(name)` casts one to
+    the parameter dtype. Subclasses cache what depends on lr in `_lr_changed`."""
 
     hyper: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
 
-    def __init__(self, params: torch.Tensor, **hp: torch.Tensor):
-        self.hp = {k: v.to(device=params.device, dtype=torch.float64).reshape(-1, 1)
-                   for k, v in hp.items() if k in self.hyper}
-        self.dtype = params.dtype
+    def __init__(self, params: torch.Tensor, **hp):
+        missing = [k for k in self.hyper if k not in hp]
+        if missing:
+            raise TypeError(f"{type(self).__name__} needs per-bee hyper-parameters {missing}")
+        self.bees, self.dtype, self.device = params.shape[0], params.dtype, params.device
+        self.hp = {k: self._per_bee(k, hp[k]) for k in self.hyper}
+        for k, v in self.hp.items():
+            lo, hi = _RANGES.get(k, (None, None))
+            bad = ~torch.isfinite(v)
+            if lo is not None:
+                bad |= v < lo
+            if hi is not None:
+                bad |= v >= hi
+            if bool(bad.any()):
+                i = int(bad.nonzero()[0, 0])
+                raise ValueError(f"invalid {k}={v[i, 0].item()!r} for bee {i}")
         self.t = 0
+        self._unique: dict[tuple[str, ...], tuple[list, torch.Tensor]] = {}
+
+    def _per_bee(self, name: str, v) -> torch.Tensor:
+        v = torch.as_tensor(v).to(device=self.device, dtype=torch.float64).reshape(-1, 1)
+        if v.shape[0] == 1:
+            v = v.expand(self.bees, 1)
+        if v.shape[0] != self.bees:
+            raise ValueError(f"{name} has {v.shape[0]} values for {self.bees} bees")
+        return v.clone()
 
     def h(self, name: str) -> torch.Tensor:
         return self.hp[name].to(self.dtype)
 
+    def set_lr(self, lr: torch.Tensor) -> None:
+        """Per-bee lr ([bees] or [bees, 1], float64) for the coming steps."""
+        self.hp["lr"] = self._per_bee("lr", lr)
+        self._lr_changed()
+
+    def _lr_changed(self) -> None:
+        pass
+
+    def _py(self, fn, *names: str) -> torch.Tensor:
+        """[bees, 1] float64: fn(step, *hyper) evaluated in Python floats once per distinct
+        combination of the named hyper-parameters, as torch.optim evaluates `beta1 ** step` and
+        the like. (torch's `x ** 3` is x * x * x and its vectorised pow is Sleef's, both a few
+        ulps off Python's pow.)"""
+        if names not in self._unique:
+            cols = torch.cat([self.hp[n] for n in names], dim=1)
+            rows, inv = torch.unique(cols.cpu(), dim=0, return_inverse=True)
+            self._unique[names] = rows.tolist(), inv.to(self.device)
+        rows, inv = self._unique[names]
+        step = float(self.t)
+        vals = torch.tensor([fn(step, *r) for r in rows], dtype=torch.float64)
+        return vals.to(self.device)[inv].reshape(-1, 1)
+
+    def _l2(self, p: torch.Tensor, g: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+        """The gradient with L2 weight decay added (torch: grad.add(param, alpha=wd)), zeroed for
+        dead bees."""
+        d = g.addcmul(p, self.wd) if self.use_wd else g
+        return torch.where(alive, d, 0.0)
+
     def __repr__(self):
-        return f"{type(self).__name__}(bees={len(next(iter(self.hp.values())))}, t={self.t})"
+        return f"{type(self).__name__}(bees={self.bees}, t={self.t})"
 
 
 class SGD(BatchedOptimizer):
+    """torch.optim.SGD. A bee with momentum 0 has dampening 0 and its buffer equals its gradient
+    (0 * buf + 1 * grad), which is torch's momentum-free step."""
+
     hyper = ("lr", "momentum", "dampening", "weight_decay")
+    flags = ("nesterov",)
 
     def __init__(self, params, nesterov: bool = False, **hp):
         super().__init__(params, **hp)
-        self.nesterov = nesterov
         mom = self.hp["momentum"]
-        self.hp["dampening"] = torch.where(mom > 0, self.hp["dampening"], 0.0)  # as torch.optim
+        if nesterov and bool(((mom <= 0) | (self.hp["dampening"] != 0)).any()):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        self.nesterov = nesterov
+        self.hp["dampening"] = torch.where(mom != 0, self.hp["dampening"], 0.0)
         self.use_wd = bool((self.hp["weight_decay"] != 0).any())
         self.use_momentum = bool((mom != 0).any())
         self.buf = torch.zeros_like(params) if self.use_momentum else None
-        self.neg_lr = -self.h("lr")
         self.mom = self.h("momentum")
         self.one_minus_damp = (1 - self.hp["dampening"]).to(self.dtype)
         self.wd = self.h("weight_decay")
+        self._lr_changed()
+
+    def _lr_changed(self):
+        self.neg_lr = -self.h("lr")
 
     def step(self, p: torch.Tensor, g: torch.Tensor, alive: torch.Tensor) -> None:
         self.t += 1
-        d = g.addcmul(p, self.wd) if self.use_wd else g
-        d = torch.where(alive, d, 0.0)
+        d = self._l2(p, g, alive)
         if self.use_momentum:
             if self.t == 1:
                 self.buf.copy_(d)
@@ -62,40 +154,215 @@ class SGD(BatchedOptimizer):
 
 
 class Adam(BatchedOptimizer):
+    """torch.optim.Adam (L2 weight decay added to the gradient)."""
+
     hyper = ("lr", "beta1", "beta2", "eps", "weight_decay")
+    decoupled = False
 
     def __init__(self, params, **hp):
         super().__init__(params, **hp)
         self.m = torch.zeros_like(params)
         self.v = torch.zeros_like(params)
         self.use_wd = bool((self.hp["weight_decay"] != 0).any())
-        self.b1, self.b2 = self.h("beta1"), self.h("beta2")
-        self.one_minus_b1, self.one_minus_b2 = (1 - self.hp["beta1"]).to(self.dtype), (
-            1 - self.hp["beta2"]).to(self.dtype)
+        self.b2 = self.h("beta2")
+        self.one_minus_b1 = (1 - self.hp["beta1"]).to(self.dtype)
+        self.one_minus_b2 = (1 - self.hp["beta2"]).to(self.dtype)
         self.eps, self.wd = self.h("eps"), self.h("weight_decay")
+        self._lr_changed()
+
+    def _lr_changed(self):
+        if self.decoupled:  # torch: param.mul_(1 - lr * weight_decay)
+            self.decay = (1 - self.hp["lr"] * self.hp["weight_decay"]).to(self.dtype)
 
     def step(self, p, g, alive):
         self.t += 1
-        d = g.addcmul(p, self.wd) if self.use_wd else g
-        d = torch.where(alive, d, 0.0)
+        if self.decoupled:
+            if self.use_wd:
+                p.mul_(torch.where(alive, self.decay, 1.0))
+            d = torch.where(alive, g, 0.0)
+        else:
+            d = self._l2(p, g, alive)
         self.m.lerp_(d, self.one_minus_b1)
         self.v.mul_(self.b2).addcmul_(d, d * self.one_minus_b2)
         hp = self.hp
-        step_size = (hp["lr"] / (1 - hp["beta1"] ** self.t)).to(self.dtype)
-        bc2_sqrt = ((1 - hp["beta2"] ** self.t) ** 0.5).to(self.dtype)
+        step_size = (hp["lr"] / self._py(lambda t, b1: 1 - b1**t, "beta1")).to(self.dtype)
+        bc2_sqrt = self._py(lambda t, b2: (1 - b2**t) ** 0.5, "beta2").to(self.dtype)
         denom = (self.v.sqrt() / bc2_sqrt).add_(self.eps)
         p.addcdiv_(self.m * (-step_size * alive), denom)  # torch: p + (-step * m) / denom
 
 
-OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+class AdamW(Adam):
+    """torch.optim.AdamW: decoupled weight decay p *= 1 - lr * weight_decay before the step."""
+
+    decoupled = True
+
+
+class RMSprop(BatchedOptimizer):
+    """torch.optim.RMSprop. Bees with momentum 0 take torch's buffer-free step
+    p + (-lr * grad) / avg, the others p + (-lr) * buf, even when both share a batch."""
+
+    hyper = ("lr", "alpha", "eps", "weight_decay", "momentum")
+    flags = ("centered",)
+
+    def __init__(self, params, centered: bool = False, **hp):
+        super().__init__(params, **hp)
+        self.centered = centered
+        mom = self.hp["momentum"]
+        self.use_wd = bool((self.hp["weight_decay"] != 0).any())
+        self.use_momentum = bool((mom > 0).any())
+        self.mixed = self.use_momentum and bool((mom == 0).any())
+        self.has_mom = mom > 0
+        self.square_avg = torch.zeros_like(params)
+        self.grad_avg = torch.zeros_like(params) if centered else None
+        self.buf = torch.zeros_like(params) if self.use_momentum else None
+        self.alpha, self.one_minus_alpha = self.h("alpha"), (1 - self.hp["alpha"]).to(self.dtype)
+        self.eps, self.wd, self.mom = self.h("eps"), self.h("weight_decay"), self.h("momentum")
+        self._lr_changed()
+
+    def _lr_changed(self):
+        self.neg_lr = -self.h("lr")
+
+    def step(self, p, g, alive):
+        self.t += 1
+        d = self._l2(p, g, alive)
+        self.square_avg.mul_(self.alpha).addcmul_(d, d * self.one_minus_alpha)
+        if self.centered:
+            self.grad_avg.lerp_(d, self.one_minus_alpha)
+            avg = self.square_avg.addcmul(self.grad_avg, self.grad_avg, value=-1).sqrt_()
+        else:
+            avg = self.square_avg.sqrt()
+        avg.add_(self.eps)
+        neg_lr = self.neg_lr * alive
+        if not self.use_momentum:
+            p.addcdiv_(d * neg_lr, avg)
+            return
+        self.buf.mul_(self.mom).addcdiv_(d, avg)
+        if self.mixed:  # each bee's update in torch's own kernel, a zero step for the others
+            p.addcmul_(self.buf, neg_lr * self.has_mom)
+            p.addcdiv_(d * (neg_lr * ~self.has_mom), avg)
+        else:
+            p.addcmul_(self.buf, neg_lr)
+
+
+class Adagrad(BatchedOptimizer):
+    """torch.optim.Adagrad: clr = lr / (1 + (step - 1) * lr_decay) with the current lr."""
+
+    hyper = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
+
+    def __init__(self, params, **hp):
+        super().__init__(params, **hp)
+        self.sum = self.h("initial_accumulator_value").expand_as(params).clone()
+        self.use_wd = bool((self.hp["weight_decay"] != 0).any())
+        self.eps, self.wd = self.h("eps"), self.h("weight_decay")
+
+    def step(self, p, g, alive):
+        self.t += 1
+        d = self._l2(p, g, alive)
+        clr = self.hp["lr"] / (1 + (self.t - 1) * self.hp["lr_decay"])
+        self.sum.addcmul_(d, d)
+        std = self.sum.sqrt().add_(self.eps)
+        p.addcdiv_(d * (-clr).to(self.dtype).mul_(alive), std)
+
+
+class Adamax(BatchedOptimizer):
+    """torch.optim.Adamax."""
+
+    hyper = ("lr", "beta1", "beta2", "eps", "weight_decay")
+
+    def __init__(self, params, **hp):
+        super().__init__(params, **hp)
+        self.m = torch.zeros_like(params)
+        self.u = torch.zeros_like(params)
+        self.use_wd = bool((self.hp["weight_decay"] != 0).any())
+        self.b2, self.one_minus_b1 = self.h("beta2"), (1 - self.hp["beta1"]).to(self.dtype)
+        self.eps, self.wd = self.h("eps"), self.h("weight_decay")
+
+    def step(self, p, g, alive):
+        self.t += 1
+        d = self._l2(p, g, alive)
+        self.m.lerp_(d, self.one_minus_b1)
+        torch.maximum(self.u.mul_(self.b2), d.abs().add_(self.eps), out=self.u)
+        clr = self.hp["lr"] / self._py(lambda t, b1: 1 - b1**t, "beta1")
+        p.addcdiv_(self.m * (-clr).to(self.dtype).mul_(alive), self.u)
+
+
+class NAdam(BatchedOptimizer):
+    """torch.optim.NAdam (decoupled_weight_decay=False). torch keeps the running mu_product in a
+    0-dim tensor of its scalar dtype (float32 unless the default dtype is float64), so it is
+    rounded to that dtype after every step here too."""
+
+    hyper = ("lr", "beta1", "beta2", "eps", "weight_decay", "momentum_decay")
+
+    def __init__(self, params, **hp):
+        super().__init__(params, **hp)
+        self.m = torch.zeros_like(params)
+        self.v = torch.zeros_like(params)
+        scalar = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+        self.mu_product = torch.ones(self.bees, 1, dtype=scalar, device=self.device)
+        self.use_wd = bool((self.hp["weight_decay"] != 0).any())
+        self.b2 = self.h("beta2")
+        self.one_minus_b1 = (1 - self.hp["beta1"]).to(self.dtype)
+        self.one_minus_b2 = (1 - self.hp["beta2"]).to(self.dtype)
+        self.eps, self.wd = self.h("eps"), self.h("weight_decay")
+
+    def step(self, p, g, alive):
+        self.t += 1
+        bc2 = self._py(lambda t, b2: 1 - b2**t, "beta2").to(self.dtype)
+        d = self._l2(p, g, alive)
+        mu = self._py(lambda t, b1, md: b1 * (1.0 - 0.5 * (0.96 ** (t * md))),
+                      "beta1", "momentum_decay")
+        mu_next = self._py(lambda t, b1, md: b1 * (1.0 - 0.5 * (0.96 ** ((t + 1) * md))),
+                           "beta1", "momentum_decay")
+        self.mu_product.mul_(mu.to(self.mu_product.dtype))
+        mu_product = self.mu_product.double()
+        self.m.lerp_(d, self.one_minus_b1)
+        self.v.mul_(self.b2).addcmul_(d, d * self.one_minus_b2)
+        denom = self.v.div(bc2).sqrt_().add_(self.eps)
+        lr = self.hp["lr"]
+        c_grad = -lr * (1.0 - mu) / (1.0 - mu_product)
+        c_avg = (-lr * mu_next) / (1.0 - mu_product * mu_next)
+        p.addcdiv_(d * c_grad.to(self.dtype).mul_(alive), denom)
+        p.addcdiv_(self.m * c_avg.to(self.dtype).mul_(alive), denom)
+
+
+OPTIMIZERS: dict[str, type[BatchedOptimizer]] = {
+    "sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad,
+    "adamax": Adamax, "nadam": NAdam,
+}
+# name -> the flags (constructor keywords shared by a batch) it takes
+FLAGS: dict[str, tuple[str, ...]] = {n: c.flags for n, c in OPTIMIZERS.items() if c.flags}
+
+# per-bee hyper-parameter name -> (config field, index into it or None)
+_FIELDS = {
+    "lr": ("lr", None), "momentum": ("momentum", None), "dampening": ("dampening", None),
+    "weight_decay": ("weight_decay", None), "beta1": ("betas", 0), "beta2": ("betas", 1),
+    "eps": ("eps", None), "alpha": ("alpha", None), "lr_decay": ("lr_decay", None),
+    "initial_accumulator_value": ("initial_accumulator_value", None),
+    "momentum_decay": ("momentum_decay", None),
+}
 
 
 def hyper_parameters(name: str, optim_cfgs) -> dict[str, torch.Tensor]:
-    """Stack each bee's hyper-parameters (one OptimConfig per bee) into [bees] float64 tensors."""
-    get = {
-        "lr": lambda o: o.lr, "momentum": lambda o: o.momentum, "dampening": lambda o: o.dampening,
-        "weight_decay": lambda o: o.weight_decay, "beta1": lambda o: o.betas[0],
-        "beta2": lambda o: o.betas[1], "eps": lambda o: o.eps,
-    }
-    return {k: torch.tensor([get[k](o) for o in optim_cfgs], dtype=torch.float64)
-            for k in OPTIMIZERS[name].hyper}
+    """Stack each bee's hyper-parameters (one OptimConfig per bee, or per cell) into [n] float64
+    tensors, the names `OPTIMIZERS[name].hyper`. A field that is None (or missing) takes torch's
+    default for that optimizer (eps: adagrad 1e-10, others 1e-8; weight_decay: adamw 1e-2)."""
+    out = {}
+    for k in OPTIMIZERS[name].hyper:
+        field, idx = _FIELDS[k]
+        vals = []
+        for o in optim_cfgs:
+            v = getattr(o, field, None)
+            if v is None:
+                v = DEFAULTS[name][field]
+            vals.append(v if idx is None else v[idx])
+        out[k] = torch.tensor([float(v) for v in vals], dtype=torch.float64)
+    return out
+
+
+def flags(name: str, optim_cfg) -> dict[str, bool]:
+    """The batch-wide flags of optimizer `name` (nesterov, centered) from one OptimConfig."""
+    out = {}
+    for k in OPTIMIZERS[name].flags:
+        v = getattr(optim_cfg, k, None)
+        out[k] = bool(DEFAULTS[name][k] if v is None else v)
+    return out

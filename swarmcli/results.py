@@ -5,11 +5,14 @@ RUN_DIR/
   .hydra/config.yaml      the resolved config (Hydra writes it); rerun from it
   swarm.json              manifest: state, axes, cells, recorded epochs; written last
   summary.csv             one row per bee: swept values, final/best loss, divergence
-  x.npy, y.npy            training points
+  x.npy, y.npy            every point; val_mask.npy marks the held-out ones
   target_x.npy, target_y.npy   the noiseless target on a fine grid
   activations.npz         each activation used and its derivative (for the gallery)
   cells/NNN/loss.npy      [bees, epochs + 1]; column e = loss after e steps (0 = initial)
   cells/NNN/diverged_epoch.npy  [bees]; first epoch with a non-finite loss, -1 if none
+  cells/NNN/stopped_epoch.npy   [bees]; epoch early stopping froze the bee, -1 if none
+  cells/NNN/val_loss.npy  [bees, epochs + 1] loss on held-out points   when split
+  cells/NNN/ypred_train.npy     [bees, frames, points] with dropout active, when dropout
   cells/NNN/ypred.npy     [bees, frames, points]        when recorded
   cells/NNN/weights_L.npy [bees, frames, fan_in, fan_out] when recorded (layer L)
   cells/NNN/biases_L.npy  [bees, frames, fan_out]        when recorded
@@ -97,21 +100,24 @@ class RunWriter:
         atomic_write_bytes(self.dir / "summary.csv", buf.getvalue().encode())
 
 
-def summary_rows(axis_names: list[str], labels: dict, index: int, loss: np.ndarray,
-                 diverged_epoch: np.ndarray) -> list[dict]:
-    """One row per bee: the cell's swept values, final and best loss, divergence."""
-    rows = []
+def summary_rows(axis_names: list[str], labels: dict, index: int, arrays: dict) -> list[dict]:
+    """One row per bee: the cell's swept values, final and best loss, divergence, early stop."""
+    loss, diverged_epoch = arrays["loss"], arrays["diverged_epoch"]
+    watched = arrays.get("val_loss", loss)  # best = best validation loss when there is one
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows of diverged bees
-        clean = np.where(np.isfinite(loss), loss, np.nan)
-        best_epoch = np.where(np.isfinite(clean).any(1), np.nanargmin(
-            np.where(np.isnan(clean), np.inf, clean), axis=1), -1)
-        best = np.nanmin(np.where(np.isnan(clean), np.inf, clean), axis=1)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        clean = np.where(np.isfinite(watched), watched, np.inf)
+        best_epoch = np.where(np.isfinite(clean).any(1), clean.argmin(axis=1), -1)
+        best = clean.min(axis=1)
+    rows = []
     for bee in range(loss.shape[0]):
         row = {"cell": index, **{a: labels[a] for a in axis_names}, "bee": bee,
                "final_loss": float(loss[bee, -1]), "best_loss": float(best[bee]),
                "best_epoch": int(best_epoch[bee]), "diverged": bool(diverged_epoch[bee] >= 0),
                "diverged_epoch": int(diverged_epoch[bee])}
+        if "val_loss" in arrays:
+            row["final_val_loss"] = float(arrays["val_loss"][bee, -1])
+            row["stopped_epoch"] = int(arrays["stopped_epoch"][bee])
         rows.append(row)
     return rows
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from swarmcli import engine, grid, nn, results, targets
+from swarmcli import config, engine, grid, nn, optim, results, schedules, targets
 from swarmcli.config import SwarmError
 
 
@@ -42,22 +42,21 @@ def frames(epochs: int, stride: int) -> list[int]:
 
 def make_batch(cells: list[grid.Cell]) -> engine.Batch:
     c0 = cells[0].cfg
-    t, m, o, tr = c0.target, c0.model, c0.optim, c0.train
-    x, y = targets.training_data(t.name, t.domain, t.points, t.noise_sd, t.noise_seed)
-    hyper = {k: [float(v) for v in vals] for k, vals in {
-        "lr": [c.cfg.optim.lr for c in cells],
-        "momentum": [c.cfg.optim.momentum for c in cells],
-        "dampening": [c.cfg.optim.dampening for c in cells],
-        "weight_decay": [c.cfg.optim.weight_decay for c in cells],
-        "beta1": [c.cfg.optim.betas[0] for c in cells],
-        "beta2": [c.cfg.optim.betas[1] for c in cells],
-        "eps": [c.cfg.optim.eps for c in cells],
-    }.items()}
-    return engine.Batch(depth=m.depth, widths=[c.cfg.model.width for c in cells], bees=tr.bees,
-                        activation=m.activation, optimizer=o.name, hyper=hyper, x=x, y=y,
-                        epochs=tr.epochs, seed=tr.seed, init=m.init, flags={"nesterov": o.nesterov},
-                        record=tuple(tr.record), frames=frames(tr.epochs, tr.stride),
-                        device=tr.device, dtype=tr.dtype)
+    t, m, o, tr, sc = c0.target, c0.model, c0.optim, c0.train, c0.schedule
+    x, y, val = targets.training_data(t)
+    hyper = optim.hyper_parameters(o.name, [c.cfg.optim for c in cells])
+    flags = optim.flags(o.name, o)
+    sched = schedules.resolve(sc.name, config.schedule_params(c0), tr.epochs)
+    return engine.Batch(
+        depth=m.depth, widths=[c.cfg.model.width for c in cells], bees=tr.bees,
+        activation=m.activation, optimizer=o.name, hyper=hyper, x=x, y=y, epochs=tr.epochs,
+        seed=tr.seed, init=m.init, init_std=m.init_std, init_bounds=tuple(m.init_bounds),
+        leaky_slope=m.leaky_slope, flags=flags, schedule=sc.name, schedule_params=sched,
+        loss=tr.loss, huber_delta=tr.huber_delta, l1=tr.l1, l2=tr.l2, dropout=m.dropout,
+        batch_norm=m.batch_norm, batch_size=tr.batch_size,
+        val_mask=val if val.any() else None, patience=tr.patience, min_delta=tr.min_delta,
+        record=tuple(tr.record), frames=frames(tr.epochs, tr.stride), device=tr.device,
+        dtype=tr.dtype)
 
 
 def memory_budget(limit_gb: float | None) -> int:
@@ -81,9 +80,11 @@ def check_memory(batch_list: list[engine.Batch], cfg) -> None:
 def cell_arrays(batch: engine.Batch, res: engine.BatchResult, k: int, width: int) -> dict:
     """Cell k's slice of a batch result, with padded hidden units cut back to the cell's width."""
     s = slice(k * batch.bees, (k + 1) * batch.bees)
-    out = {"loss": res.loss[s], "diverged_epoch": res.diverged_epoch[s]}
-    if res.ypred is not None:
-        out["ypred"] = res.ypred[s]
+    out = {"loss": res.loss[s], "diverged_epoch": res.diverged_epoch[s],
+           "stopped_epoch": res.stopped_epoch[s]}
+    for name in ("val_loss", "ypred", "ypred_train"):
+        if getattr(res, name) is not None:
+            out[name] = getattr(res, name)[s]
     last = batch.depth
     for i, (w, b) in enumerate(zip(res.weights or [None] * (last + 1),
                                    res.biases or [None] * (last + 1))):
@@ -128,9 +129,9 @@ def run(cfg, run_dir, *, gradient: str = "fused", out=sys.stdout) -> RunSummary:
 
     writer = results.RunWriter(Path(run_dir), manifest(cells[0].cfg, axes, cells, device))
     t = cells[0].cfg.target
-    x, y = targets.training_data(t.name, t.domain, t.points, t.noise_sd, t.noise_seed)
-    tx, ty = targets.dense_curve(t.name, t.domain)
-    writer.save_arrays(x=x, y=y, target_x=tx, target_y=ty)
+    x, y, val = targets.training_data(t)
+    tx, ty = targets.dense_curve(t)
+    writer.save_arrays(x=x, y=y, val_mask=val, target_x=tx, target_y=ty)
     acts = sorted({c.cfg.model.activation for c in cells})
     np.savez(writer.dir / "activations.npz", **nn.activation_curves(acts))
 
@@ -149,8 +150,7 @@ def run(cfg, run_dir, *, gradient: str = "fused", out=sys.stdout) -> RunSummary:
                     diverged += n_div
                     finals[cell.index] = arrays["loss"][:, -1]
                     writer.save_cell(cell.index, arrays, {"diverged": n_div})
-                    rows += results.summary_rows(axis_names, cell.labels, cell.index,
-                                                 arrays["loss"], arrays["diverged_epoch"])
+                    rows += results.summary_rows(axis_names, cell.labels, cell.index, arrays)
     except BaseException:
         writer.save_summary(sorted(rows, key=lambda r: (r["cell"], r["bee"])))
         writer.set_state("interrupted")

@@ -15,28 +15,33 @@ TARGETS = {
 }
 
 
-def function(name: str):
+def function(name: str, expr: str | None = None):
+    """The target function: a named one, or a user's formula checked by the whitelist parser."""
+    if expr:
+        from swarmcli.formula import compile_formula
+
+        return compile_formula(expr)
     return TARGETS[name]
 
 
-def training_data(name: str, domain, points: int, noise_sd: float, noise_seed: int):
-    """x evenly spaced over the domain, y = f(x) + noise drawn once from `noise_seed`."""
-    x = np.linspace(domain[0], domain[1], points)
-    y = function(name)(x)
-    if noise_sd > 0:
-        y = y + np.random.default_rng(noise_seed).normal(0.0, noise_sd, size=points)
-    return x, y
+def training_data(t):
+    """x evenly spaced over the domain, y = f(x) + noise drawn once from `noise_seed`, and the
+    validation mask (True = held out) of the split; `t` is a TargetConfig."""
+    from swarmcli.splits import split
+
+    x = np.linspace(t.domain[0], t.domain[1], t.points)
+    y = np.asarray(function(t.name, t.expr)(x), dtype=float) * np.ones_like(x)
+    if t.expr:
+        from swarmcli.formula import check_values
+
+        check_values(x, y)
+    if t.noise_sd > 0:
+        y = y + np.random.default_rng(t.noise_seed).normal(0.0, t.noise_sd, size=t.points)
+    _, val = split(x, t.split.kind, t.split.fraction, t.split.seed, t.split.gap)
+    return x, y, val
 
 
-def dense_curve(name: str, domain, points: int = 400):
+def dense_curve(t, points: int = 400):
     """The noiseless target on a fine grid, drawn behind the bees in every plot."""
-    x = np.linspace(domain[0], domain[1], points)
-    return x, function(name)(x)
-
-
-def turning_points(name: str, domain) -> np.ndarray:
-    """x where the target's slope changes sign (or jumps): where ReLU kinks are needed."""
-    x, y = dense_curve(name, domain, 20001)
-    d = np.diff(y)
-    idx = np.nonzero(np.sign(d[1:]) != np.sign(d[:-1]))[0] + 1
-    return x[idx]
+    x = np.linspace(t.domain[0], t.domain[1], points)
+    return x, np.asarray(function(t.name, t.expr)(x), dtype=float) * np.ones_like(x)

@@ -10,13 +10,29 @@ import torch
 from swarmcli import nn
 
 
-def sequential(depth: int, width: int, activation: str) -> torch.nn.Sequential:
+class FixedDropout(torch.nn.Module):
+    """Dropout whose masks are injected, so the reference drops exactly what the engine drops."""
+
+    def __init__(self):
+        super().__init__()
+        self.mask = None
+
+    def forward(self, h):
+        return h * self.mask if self.training and self.mask is not None else h
+
+
+def sequential(depth, width, activation, batch_norm=False, dropout=False, slope=0.01):
     sizes = [1] + [width] * depth + [1]
     layers = []
     for i, (fi, fo) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(torch.nn.Linear(fi, fo))
         if i < depth:
-            layers.append(nn.TORCH_MODULES[activation]())
+            if batch_norm:
+                layers.append(torch.nn.BatchNorm1d(fo))
+            act = nn.TORCH_MODULES[activation]
+            layers.append(act(slope) if activation == "leaky_relu" else act())
+            if dropout:
+                layers.append(FixedDropout())
     return torch.nn.Sequential(*layers)
 
 
@@ -31,9 +47,19 @@ def torch_optimizer(name: str, params, hyper: dict):
     raise ValueError(name)
 
 
-def train_one_bee(init, x, y, depth, width, activation, optimizer, hyper, epochs, dtype):
-    """Loss [epochs + 1] and ypred [epochs + 1, points] of one bee, epoch 0 = initial state."""
-    net = sequential(depth, width, activation).to(dtype)
+LOSSES = {"mse": torch.nn.functional.mse_loss, "mae": torch.nn.functional.l1_loss,
+          "huber": torch.nn.functional.huber_loss}
+
+
+def train_one_bee(init, x, y, depth, width, activation, optimizer, hyper, epochs, dtype,
+                  loss="mse", l1=0.0, l2=0.0, batch_norm=False, masks=None, perms=None,
+                  batch_size=None, val=None):
+    """Loss [epochs + 1] and eval-mode ypred [epochs + 1, points] of one bee, epoch 0 = initial.
+
+    masks(epoch, step, layer) -> this bee's dropout mask; perms[epoch] -> this bee's order of
+    the training points; val: boolean mask of held-out points (loss is then on the others, and
+    the validation loss is returned too)."""
+    net = sequential(depth, width, activation, batch_norm, masks is not None).to(dtype)
     linears = [m for m in net if isinstance(m, torch.nn.Linear)]
     with torch.no_grad():
         for lin, (w, b) in zip(linears, init):
@@ -42,14 +68,36 @@ def train_one_bee(init, x, y, depth, width, activation, optimizer, hyper, epochs
     opt = torch_optimizer(optimizer, net.parameters(), hyper)
     xt = torch.as_tensor(x, dtype=dtype).reshape(-1, 1)
     yt = torch.as_tensor(y, dtype=dtype).reshape(-1, 1)
-    losses, preds = [], []
+    train = np.ones(len(x), bool) if val is None else ~val
+    tr_idx = torch.as_tensor(np.nonzero(train)[0])
+    lossfn = LOSSES[loss]
+    drops = [m for m in net if isinstance(m, FixedDropout)]
+
+    def penalty():
+        return sum(l1 * lin.weight.abs().sum() + l2 * lin.weight.square().sum()
+                   for lin in linears)
+
+    losses, vals, preds = [], [], []
     for epoch in range(epochs + 1):
-        opt.zero_grad()
-        pred = net(xt)
-        loss = torch.nn.functional.mse_loss(pred, yt)
-        losses.append(loss.item())
-        preds.append(pred.detach().reshape(-1).numpy().copy())
-        if epoch < epochs:
-            loss.backward()
+        net.eval()
+        with torch.no_grad():
+            pred = net(xt)
+        losses.append(lossfn(pred[tr_idx], yt[tr_idx]).item())
+        if val is not None:
+            vals.append(lossfn(pred[torch.as_tensor(val)], yt[torch.as_tensor(val)]).item())
+        preds.append(pred.reshape(-1).numpy().copy())
+        if epoch == epochs:
+            break
+        net.train()
+        order = tr_idx if perms is None else tr_idx[perms[epoch]]
+        size = batch_size or len(order)
+        for step, start in enumerate(range(0, len(order), size)):
+            sel = order[start:start + size]
+            for layer, d in enumerate(drops):
+                d.mask = masks(epoch, step, layer)
+            opt.zero_grad()
+            out = lossfn(net(xt[sel]), yt[sel]) + penalty()
+            out.backward()
             opt.step()
-    return np.array(losses), np.stack(preds)
+    result = (np.array(losses), np.stack(preds))
+    return result + (np.array(vals),) if val is not None else result

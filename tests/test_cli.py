@@ -88,7 +88,7 @@ def test_hydra_features_work_through_the_subcommand(tmp_path):
     job = swarm("run", "+sweep=lr_momentum", "--cfg", "job", cwd=tmp_path)
     assert job.returncode == 0 and "lr_momentum" in job.stdout and "momentum:" in job.stdout
     helped = swarm("run", "--help", cwd=tmp_path)
-    assert "sweep: lr_momentum, tiny_nets, weight_distribution, width_activation" in helped.stdout
+    assert "sweep: depth_width, early_stopping, init_schemes, lr_momentum" in helped.stdout
     info = swarm("run", "--info", "config", cwd=tmp_path)
     assert info.returncode == 0 and "Config search path" in info.stdout
 
@@ -116,9 +116,9 @@ def test_bash_completion_sees_through_the_subcommand(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ("model.activation=swish", "model.activation='swish' is not one of: relu, tanh, tanhshrink"),
-    ("optim.name=lbfgs", "optim.name='lbfgs' is not one of: sgd, adam"),
+    ("optim.name=lbfgs", "optim.name='lbfgs' is not one of: sgd, adam, adamw, rmsprop"),
     ("target.name=sinc", "target.name='sinc' is not one of: sin, cos, exp, abs, step, noisy_sin"),
-    ("+sweep=nope", "Could not find 'sweep/nope'; available: lr_momentum, tiny_nets"),
+    ("+sweep=nope", "Could not find 'sweep/nope'; available: depth_width, early_stopping"),
     ("model.width=0", "model.width=0 must be an integer >= 1"),
     ("train.epochs=-3", "train.epochs=-3 must be an integer >= 0"),
     ("optim.lr=0", "optim.lr=0.0 must be a number > 0"),

@@ -1,0 +1,109 @@
+"""Learning-rate schedules, stepped once per epoch, equal to torch.optim.lr_scheduler's.
+
+Schedule settings are shared by a batch and only the base lr differs per bee, so every schedule is
+affine in the base lr: lr_t = a(t) * base_lr + c(t) (cyclic: base + (max_lr - base) * s(t);
+cosine: eta_min + (base - eta_min) * (1 + cos(pi t / t_max)) / 2). `lr_for_epoch` evaluates it
+for all bees at once in float64 and the engine hands the result to the optimizer's `set_lr` before
+the step of that epoch.
+
+| name        | torch equivalent                                                          |
+|-------------|---------------------------------------------------------------------------|
+| constant    | no scheduler                                                              |
+| step        | StepLR(step_size, gamma)                                                  |
+| exponential | ExponentialLR(gamma)                                                      |
+| cosine      | CosineAnnealingLR(T_max=t_max or epochs, eta_min)                         |
+| cyclic      | CyclicLR(base_lr=the bee's lr, max_lr, step_size_up, mode="triangular",   |
+|             |          cycle_momentum=False)                                            |
+| warmup      | LinearLR(start_factor, end_factor=1.0, total_iters=warmup_epochs)         |
+
+torch's StepLR, ExponentialLR, CosineAnnealingLR and LinearLR update `group["lr"]` recursively
+(lr_t from lr_{t-1}); this module uses their closed forms (torch's `_get_closed_form_lr`), which
+agree with the recursion to about 1e-15 relative in float64 (one rounding per epoch), not bitwise.
+CyclicLR is not recursive in torch and is computed with its exact formula.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+# name -> {parameter: default}. None: t_max = the run's epochs; max_lr must be given.
+SCHEDULES: dict[str, dict[str, float | int | None]] = {
+    "constant": {},
+    "step": {"step_size": 30, "gamma": 0.1},
+    "exponential": {"gamma": 0.98},
+    "cosine": {"t_max": None, "eta_min": 0.0},
+    "cyclic": {"max_lr": None, "step_size_up": 20},
+    "warmup": {"start_factor": 1.0 / 3, "warmup_epochs": 5},
+}
+
+_INTS = {"step_size", "t_max", "step_size_up", "warmup_epochs"}
+
+
+def _bad(key, value, why):
+    return ValueError(f"schedule.{key}={value!r} {why}")
+
+
+def resolve(name: str, params: dict | None = None, epochs: int | None = None) -> dict:
+    """The schedule's parameters with defaults filled in, checked; keys of `params` the schedule
+    does not use (other schedules' settings, `name`) are ignored, None means the default."""
+    if name not in SCHEDULES:
+        raise ValueError(f"schedule.name={name!r} is not one of {', '.join(SCHEDULES)}")
+    params = params or {}
+    out = {}
+    for key, default in SCHEDULES[name].items():
+        v = params.get(key)
+        v = default if v is None else v
+        if key == "t_max" and v is None:
+            v = epochs
+        if v is None:
+            raise _bad(key, v, f"must be set for schedule {name}")
+        if isinstance(v, bool):
+            raise _bad(key, v, "must be a number")
+        if key in _INTS:
+            if not isinstance(v, int) or v < 1:
+                raise _bad(key, v, "must be an integer >= 1")
+        else:
+            if not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise _bad(key, v, "must be a finite number")
+            v = float(v)
+            if key == "gamma" and not v > 0:
+                raise _bad(key, v, "must be > 0")
+            if key == "eta_min" and not v >= 0:
+                raise _bad(key, v, "must be >= 0")
+            if key == "max_lr" and not v > 0:
+                raise _bad(key, v, "must be > 0")
+            if key == "start_factor" and not 0 < v <= 1:
+                raise _bad(key, v, "must be in (0, 1]")
+        out[key] = v
+    return out
+
+
+def lr_for_epoch(name: str, params: dict | None, base_lr: torch.Tensor, epoch: int,
+                 epochs: int | None = None) -> torch.Tensor:
+    """Per-bee lr [bees] float64 for the optimizer step taken in epoch `epoch` (0-based): torch's
+    `group["lr"]` at that step when the loop calls opt.step() then sched.step() once per epoch."""
+    p = resolve(name, params, epochs)
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise ValueError(f"epoch={epoch!r} must be an integer >= 0")
+    base = torch.as_tensor(base_lr).to(torch.float64)
+    if name == "constant":
+        return base.clone()
+    if name == "step":
+        return base * p["gamma"] ** (epoch // p["step_size"])
+    if name == "exponential":
+        return base * p["gamma"] ** epoch
+    if name == "cosine":
+        eta = p["eta_min"]
+        return eta + (base - eta) * (1 + math.cos(math.pi * epoch / p["t_max"])) / 2
+    if name == "cyclic":  # CyclicLR.get_lr, step_size_down = step_size_up, scale_fn = 1
+        total = 2.0 * p["step_size_up"]
+        ratio = p["step_size_up"] / total
+        cycle = math.floor(1 + epoch / total)
+        x = 1.0 + epoch / total - cycle
+        scale = x / ratio if x <= ratio else (x - 1) / (ratio - 1)
+        return base + (p["max_lr"] - base) * scale
+    # warmup
+    sf, n = p["start_factor"], p["warmup_epochs"]
+    return base * (sf + (1.0 - sf) * min(n, epoch) / n)

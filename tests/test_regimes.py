@@ -1,0 +1,200 @@
+"""Every training regime of seed 003 against plain torch.nn + torch.optim, bee for bee:
+losses, penalties, dropout (injected masks), batch norm, mini-batches, validation, early stopping,
+initialisations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from reference import train_one_bee
+from swarmcli import engine, nn
+
+X = np.linspace(-3, 3, 41)
+Y = np.sin(X)
+BEES, EPOCHS, WIDTH, DEPTH = 3, 30, 8, 2
+SGD = dict(lr=0.01, momentum=0.9, dampening=0.0, weight_decay=0.0)
+ADAM = dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0)
+
+
+def batch(optimizer="sgd", **kw):
+    hyper = SGD if optimizer == "sgd" else ADAM
+    args = dict(depth=DEPTH, widths=[WIDTH], bees=BEES, activation="tanh", optimizer=optimizer,
+                hyper={k: [v] for k, v in hyper.items()}, x=X, y=Y, epochs=EPOCHS, seed=5,
+                frames=list(range(EPOCHS + 1)), dtype="float64")
+    args.update(kw)
+    return engine.Batch(**args)
+
+
+def reference(b: engine.Batch, bee: int, **kw):
+    init = nn.init_params(b.seed, b.depth, b.widths[0], b.bees, b.init, b.init_std,
+                          b.init_bounds)
+    hyper = {k: v[0] for k, v in b.hyper.items()} | {"nesterov": False}
+    return train_one_bee([(w[bee], bb[bee]) for w, bb in init], b.x, b.y, b.depth,
+                         b.widths[0], b.activation, b.optimizer, hyper, b.epochs, torch.float64,
+                         loss=b.loss, l1=b.l1, l2=b.l2, batch_norm=b.batch_norm,
+                         batch_size=b.batch_size, val=b.val_mask, **kw)
+
+
+def assert_matches(res, b, tol=1e-10, **kw):
+    for bee in range(b.bees):
+        ref = reference(b, bee, **kw)
+        np.testing.assert_allclose(res.loss[bee], ref[0], rtol=tol, atol=tol)
+        np.testing.assert_allclose(res.ypred[bee], ref[1], rtol=tol, atol=tol)
+        if b.val_mask is not None:
+            np.testing.assert_allclose(res.val_loss[bee], ref[2], rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae", "huber"])
+@pytest.mark.parametrize("gradient", ["fused", "autograd"])
+def test_losses(loss, gradient):
+    b = batch(loss=loss, huber_delta=1.0)
+    assert_matches(engine.train(b, gradient=gradient), b)
+
+
+@pytest.mark.parametrize("penalty", [{"l1": 1e-3}, {"l2": 1e-3}, {"l1": 1e-3, "l2": 2e-3}])
+@pytest.mark.parametrize("gradient", ["fused", "autograd"])
+def test_l1_l2_penalties(penalty, gradient):
+    b = batch(**penalty)
+    res = engine.train(b, gradient=gradient)
+    assert_matches(res, b)
+    plain = engine.train(batch())
+    assert not np.allclose(res.loss, plain.loss)  # the penalty changed training
+
+
+def test_dropout_with_injected_masks():
+    """The engine's masks are handed to the reference's dropout layers: same drops, same bees."""
+    b = batch("adam", dropout=0.25)
+    gen = torch.Generator().manual_seed(0)
+    masks = {}
+
+    def draw(epoch, step, layer, shape):
+        key = (epoch, step, layer)
+        if key not in masks:
+            masks[key] = ((torch.rand(shape, generator=gen, dtype=torch.float64) >= 0.25)
+                          / 0.75)
+        return masks[key]
+
+    res = engine.train(b, dropout_masks=draw)
+    for bee in range(b.bees):
+        loss, pred = reference(b, bee, masks=lambda e, s, layer, i=bee: masks[(e, s, layer)][i])
+        np.testing.assert_allclose(res.loss[bee], loss, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(res.ypred[bee], pred, rtol=1e-10, atol=1e-10)
+    assert res.ypred_train is not None and not np.allclose(res.ypred_train, res.ypred)
+
+
+def test_default_dropout_masks_drop_the_asked_share():
+    b = batch(dropout=0.3)
+    draw = engine.default_dropout_masks(b, "cpu", torch.float64)
+    m = draw(0, 0, 0, (50, 41, 8))
+    assert abs((m == 0).double().mean().item() - 0.3) < 0.02
+    assert torch.allclose(m[m > 0], torch.tensor(1 / 0.7, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_batch_norm_train_and_eval(optimizer):
+    """Full-batch BatchNorm1d: batch statistics in training, running statistics in the
+    recorded (evaluation-mode) predictions.
+
+    With Adam the tolerance is 1e-8 relative: the bias before a batch norm has a true gradient
+    of 0, so its float gradient is rounding noise (~1e-17) that Adam rescales to full-size steps.
+    The bias cancels in training but moves the running mean, so two correct implementations'
+    eval predictions part slowly (seen: 8e-10 to 8e-8 relative after 30 epochs, depending on
+    rounding order); eps 1e-6 damps, but cannot remove, that amplification."""
+    b = batch(optimizer, batch_norm=True)
+    if optimizer == "adam":
+        b.hyper["eps"] = [1e-6]
+    assert_matches(engine.train(b), b, tol=1e-10 if optimizer == "sgd" else 1e-8)
+
+
+def test_mini_batches_each_bee_its_own_order():
+    b = batch("sgd", batch_size=10)
+    res = engine.train(b)
+    gens = engine.shuffle_generators(b, 0, b.bees)
+    n = len(X)
+    perms = [[torch.randperm(n, generator=g) for _ in range(EPOCHS)] for g in gens]
+    assert not torch.equal(perms[0][0], perms[1][0])
+    for bee in range(b.bees):
+        loss, pred = reference(b, bee, perms=perms[bee])
+        np.testing.assert_allclose(res.loss[bee], loss, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(res.ypred[bee], pred, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("gradient", ["fused", "autograd"])
+def test_validation_loss_on_held_out_points(gradient):
+    val = np.zeros(len(X), bool)
+    val[15:25] = True  # an interpolation gap
+    b = batch(val_mask=val)
+    assert_matches(engine.train(b, gradient=gradient), b)
+
+
+def test_early_stopping_freezes_each_bee_at_its_own_epoch():
+    val = np.zeros(len(X), bool)
+    val[::4] = True
+    noisy = Y + np.random.default_rng(0).normal(0, 0.3, len(X))
+    b = batch("adam", y=noisy, val_mask=val, patience=5, epochs=300, widths=[40],
+              frames=[0, 300], record=("ypred", "weights"))
+    res = engine.train(b)
+    stopped = res.stopped_epoch
+    assert (stopped > 0).all() and len(set(stopped.tolist())) > 1
+    for bee in range(b.bees):
+        s = stopped[bee]
+        v = res.val_loss[bee]
+        best = v[:s + 1].argmin()
+        assert s - best == b.patience  # stopped `patience` epochs after its best
+        assert (res.loss[bee, s + 1:] == res.loss[bee, s + 1]).all()  # frozen from then on
+    unstopped = engine.train(batch("adam", y=noisy, val_mask=val, epochs=300, widths=[40],
+                                   frames=[0, 300]))
+    assert (unstopped.stopped_epoch == -1).all()
+
+
+INIT_STATS = {  # (mean, std or bound check) per scheme for fan_in 20, fan_out 20
+    "xavier_uniform": ("uniform", math.sqrt(6 / 40)),
+    "xavier_normal": ("normal", math.sqrt(2 / 40)),
+    "kaiming_uniform": ("uniform", math.sqrt(6 / 20)),
+    "kaiming_normal": ("normal", math.sqrt(2 / 20)),
+    "normal": ("normal", 0.1),
+    "uniform": ("uniform", 0.1),
+}
+
+
+@pytest.mark.parametrize("init", list(INIT_STATS))
+def test_init_distributions(init):
+    """Hidden-layer weights follow torch.nn.init's distribution (moments and a KS distance)."""
+    w = nn.init_params(0, 2, 20, 500, init)[1][0].reshape(-1).numpy()
+    kind, scale = INIT_STATS[init]
+    assert abs(w.mean()) < 0.02 * scale * 3
+    ref = torch.empty(20, 20 * 500, dtype=torch.float64)
+    torch.manual_seed(0)
+    if kind == "uniform":
+        assert np.abs(w).max() <= scale and np.abs(w).max() > 0.99 * scale
+        assert abs(w.std() - scale / math.sqrt(3)) < 0.02 * scale
+        cdf = np.clip((np.sort(w) + scale) / (2 * scale), 0, 1)
+    else:
+        assert abs(w.std() - scale) < 0.02 * scale
+        cdf = 0.5 * (1 + np.vectorize(math.erf)(np.sort(w) / (scale * math.sqrt(2))))
+        torch.nn.init.normal_(ref, 0, scale)
+        assert abs(ref.std().item() - w.std()) < 0.02 * scale
+    ks = np.abs(cdf - (np.arange(1, w.size + 1) / w.size)).max()
+    assert ks < 1.63 / math.sqrt(w.size)  # Kolmogorov-Smirnov at the 1% level
+    biases = nn.init_params(0, 2, 20, 5, init)[1][1]
+    assert (biases == 0).all()
+
+
+def test_seeded_normal_draw_is_exact():
+    """normal init = sqrt(2) * std * erfinv(2u - 1) of the (seed, layer, shape) generator's u."""
+    w = nn.init_params(3, 1, 4, 2, "normal", std=0.5)[1][0]
+    gen = nn._generator(3, 1, (4, 1), 0)
+    u = torch.rand((2, 4, 1), generator=gen, dtype=torch.float64)
+    assert torch.equal(w, torch.erfinv(2 * u - 1) * (0.5 * 2**0.5))
+
+
+def test_zeros_init_shows_the_symmetry_problem():
+    """All-zero weights: every hidden unit stays identical to the others, forever."""
+    b = batch(init="zeros", record=("weights",), frames=[EPOCHS])
+    res = engine.train(b)
+    w_hidden = res.weights[1][:, -1]  # [bees, width, width]
+    assert np.allclose(w_hidden, w_hidden[:, :1, :1])
