@@ -117,6 +117,7 @@ class TrainConfig:
     min_delta: float = 0.0  # an improvement must beat the best by more than this
     stride: int = 1  # record every `stride` epochs (the first and last epoch always)
     memory_limit_gb: float | None = None  # recording budget; default: half the free memory
+    compile: str = "auto"  # torch.compile the fused step: auto (large runs), on, off
 
 
 @dataclass
@@ -163,6 +164,7 @@ def register_schema() -> None:
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
+COMPILE = ("auto", "on", "off")
 RECORDABLE = ("ypred", "weights", "biases")
 LOSSES = ("mse", "mae", "huber")
 
@@ -230,6 +232,7 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
     integer("train.stride", tr.stride, minimum=1)
     choice("train.device", tr.device, DEVICES)
     choice("train.dtype", tr.dtype, DTYPES)
+    choice("train.compile", tr.compile, COMPILE)
     choice("train.loss", tr.loss, LOSSES)
     positive("train.huber_delta", tr.huber_delta)
     positive("train.l1", tr.l1, allow_zero=True)

@@ -55,6 +55,7 @@ class Batch:
     frames: list[int] = field(default_factory=list)  # epochs to record, 0 = initial state
     device: str = "cpu"
     dtype: str = "float32"
+    compile: bool = False  # torch.compile the fused step: fewer, fused kernels per epoch
 
     @property
     def width(self) -> int:
@@ -183,10 +184,10 @@ def fused_loss_and_grad(flat, layout, prob: Problem, grad_out):
     zs, hs = [], [x]
     h = x
     for i, (w, b) in enumerate(params):
-        z = torch.addcmul(b, x, w) if i == 0 else torch.baddbmm(b, h, w)  # fan_in 1: outer product
-        if i == last:
-            pred = z
+        if i == last:  # fan_out 1: a weighted sum over units, cheaper than a matrix-vector bmm
+            pred = (h * w.transpose(1, 2)).sum(dim=2, keepdim=True) + b
             break
+        z = torch.addcmul(b, x, w) if i == 0 else torch.baddbmm(b, h, w)  # fan_in 1: outer product
         h = act.fn(z)
         if mask is not None:
             h = h * mask
@@ -201,12 +202,16 @@ def fused_loss_and_grad(flat, layout, prob: Problem, grad_out):
         w = params[i][0]
         gw, gb = grads[i]
         gb.copy_(g.sum(dim=1, keepdim=True))
+        if i == last:
+            gw.copy_((hs[i] * g).sum(dim=1).unsqueeze(2))
+            g = g * w.transpose(1, 2)
+        elif i > 0:
+            gw.copy_(torch.bmm(hs[i].transpose(1, 2), g))
+            g = torch.bmm(g, w.transpose(1, 2))
         if i == 0:
             gw.copy_((g * x).sum(dim=1, keepdim=True))
         else:
-            gw.copy_(torch.bmm(hs[i].transpose(1, 2), g))
-            g = torch.bmm(g, w.transpose(1, 2))
-            g.mul_(act.grad(zs[i - 1], hs[i]))
+            g = g * act.grad(zs[i - 1], hs[i])
     for (w, _), (gw, _) in zip(params, grads):
         if prob.l1:
             gw.add_(torch.sign(w), alpha=prob.l1)
@@ -216,6 +221,16 @@ def fused_loss_and_grad(flat, layout, prob: Problem, grad_out):
 
 
 GRADIENTS = {"fused": fused_loss_and_grad, "autograd": autograd_loss_and_grad}
+_COMPILED: dict = {}
+
+
+def compiled(gradient: str):
+    """The gradient function under torch.compile: Inductor fuses each layer's elementwise work
+    and reductions into a few loops, so the activations stream through memory once or twice
+    instead of once per operation. The bee axis is dynamic: chunks of any size share a compile."""
+    if gradient not in _COMPILED:
+        _COMPILED[gradient] = torch.compile(GRADIENTS[gradient], dynamic=True)
+    return _COMPILED[gradient]
 
 
 def resolve_device(device: str) -> str:
@@ -356,7 +371,9 @@ class _Chunk:
                             n_train, batch.l1, batch.l2)
         self.opt = optim.OPTIMIZERS[batch.optimizer](self.flat, **batch.flags, **hyper)
         self.base_lr = hyper["lr"].to(device)
-        self.gradient = GRADIENTS[gradient] if batch.fused_ok else None
+        self.gradient = None
+        if batch.fused_ok:
+            self.gradient = compiled(gradient) if batch.compile else GRADIENTS[gradient]
         self.train_idx = torch.nonzero(train_w.reshape(-1) > 0).reshape(-1) if train_w is not None \
             else torch.arange(len(batch.x), device=device)
         self.drop = dropout_masks or (default_dropout_masks(batch, device, dtype)
@@ -396,6 +413,20 @@ class _Chunk:
             (g,) = torch.autograd.grad((loss + prob.penalty(params)).sum(), p)
             self.opt.step(self.flat, g, active)
 
+    def recordings(self, res: BatchResult) -> dict[str, torch.Tensor]:
+        """Tensors the loop writes into: on a CPU, views of the result arrays themselves (no
+        copy); on a GPU, device buffers copied back once at the end (no host sync per epoch)."""
+        lo, n = self.lo, self.n
+        targets = {"loss": res.loss, "val_loss": res.val_loss, "ypred": res.ypred,
+                   "ypred_train": res.ypred_train}
+        targets |= {f"weights_{i}": a for i, a in enumerate(res.weights)}
+        targets |= {f"biases_{i}": a for i, a in enumerate(res.biases)}
+        self.targets = {k: a[lo:lo + n] for k, a in targets.items() if a is not None}
+        if self.flat.device.type == "cpu":
+            return {k: torch.from_numpy(a) for k, a in self.targets.items()}
+        return {k: torch.empty(a.shape, dtype=self.flat.dtype, device=self.flat.device)
+                for k, a in self.targets.items()}
+
     def run(self, res: BatchResult, on_epochs) -> None:
         b, n, lo = self.batch, self.n, self.lo
         device = self.flat.device
@@ -405,13 +436,9 @@ class _Chunk:
         stopped = first_bad.clone()
         best = torch.full((n,), float("inf"), dtype=torch.float64, device=device)
         wait = torch.zeros(n, dtype=torch.int64, device=device)
-        loss_rec = torch.empty(b.epochs + 1, n, dtype=self.flat.dtype, device=device)
-        val_rec = torch.empty_like(loss_rec) if res.val_loss is not None else None
+        rec = self.recordings(res)
         frame_of = {e: f for f, e in enumerate(b.frames)}
-        ypred_rec = torch.empty(n, len(b.frames), len(b.x), dtype=self.flat.dtype,
-                                device=device) if res.ypred is not None else None
-        val_w = None
-        if val_rec is not None:
+        if "val_loss" in rec:
             val_w = 1.0 - self.prob.train_w
             n_val = len(b.x) - self.prob.n_train
 
@@ -421,13 +448,13 @@ class _Chunk:
             else:
                 point, pred = self.evaluate()
             loss = self.prob.mean_train(point)
-            loss_rec[epoch] = loss
+            rec["loss"][:, epoch] = loss
             finite = torch.isfinite(loss).unsqueeze(1)
             first_bad.masked_fill_((alive & ~finite).squeeze(1), epoch)
             alive &= finite
-            if val_rec is not None:
+            if "val_loss" in rec:
                 val = (point * val_w).sum(dim=(1, 2)) / n_val
-                val_rec[epoch] = val
+                rec["val_loss"][:, epoch] = val
                 if b.patience is not None:
                     better = val.double() < best - b.min_delta
                     best = torch.where(better, val.double(), best)
@@ -437,7 +464,7 @@ class _Chunk:
                     running &= ~stop.unsqueeze(1)
             f = frame_of.get(epoch)
             if f is not None:
-                self.record(res, f, pred, ypred_rec)
+                self.record(rec, f, pred)
             if epoch < b.epochs:
                 active = alive & running
                 if b.schedule != "constant":
@@ -450,27 +477,24 @@ class _Chunk:
             if on_epochs is not None:
                 on_epochs(n)
 
-        res.loss[lo:lo + n] = loss_rec.T.cpu().numpy()
-        if val_rec is not None:
-            res.val_loss[lo:lo + n] = val_rec.T.cpu().numpy()
+        if device.type != "cpu":
+            for k, t in rec.items():
+                self.targets[k][...] = t.cpu().numpy()
         res.diverged_epoch[lo:lo + n] = first_bad.cpu().numpy()
         res.stopped_epoch[lo:lo + n] = stopped.cpu().numpy()
-        if ypred_rec is not None:
-            res.ypred[lo:lo + n] = ypred_rec.cpu().numpy()
 
-    def record(self, res: BatchResult, f: int, pred, ypred_rec) -> None:
-        lo, n = self.lo, self.n
-        if ypred_rec is not None:
-            ypred_rec[:, f] = pred.squeeze(2)
-            if res.ypred_train is not None:
-                with torch.no_grad():
-                    drops = [self.drop(-1, f, i, (n, len(self.batch.x), self.batch.width))
-                             for i in range(self.batch.depth)]
-                    train_pred = nn.forward(self.views, self.prob.x, self.prob.act,
-                                            self.prob.mask, self.norms, "batch", drops)
-                res.ypred_train[lo:lo + n, f] = train_pred.squeeze(2).cpu().numpy()
+    def record(self, rec: dict, f: int, pred) -> None:
+        if "ypred" in rec:
+            rec["ypred"][:, f] = pred.squeeze(2)
+        if "ypred_train" in rec:
+            with torch.no_grad():
+                drops = [self.drop(-1, f, i, (self.n, len(self.batch.x), self.batch.width))
+                         for i in range(self.batch.depth)]
+                train_pred = nn.forward(self.views, self.prob.x, self.prob.act, self.prob.mask,
+                                        self.norms, "batch", drops)
+            rec["ypred_train"][:, f] = train_pred.squeeze(2)
         for i, (w, bias) in enumerate(self.views):
-            if res.weights:
-                res.weights[i][lo:lo + n, f] = w.cpu().numpy()
-            if res.biases:
-                res.biases[i][lo:lo + n, f] = bias.squeeze(1).cpu().numpy()
+            if f"weights_{i}" in rec:
+                rec[f"weights_{i}"][:, f] = w
+            if f"biases_{i}" in rec:
+                rec[f"biases_{i}"][:, f] = bias.squeeze(1)

@@ -56,7 +56,16 @@ def make_batch(cells: list[grid.Cell]) -> engine.Batch:
         batch_norm=m.batch_norm, batch_size=tr.batch_size,
         val_mask=val if val.any() else None, patience=tr.patience, min_delta=tr.min_delta,
         record=tuple(tr.record), frames=frames(tr.epochs, tr.stride), device=tr.device,
-        dtype=tr.dtype)
+        dtype=tr.dtype, compile=use_compile(tr.compile, len(cells) * tr.bees * len(x)
+                                            * m.width * m.depth * tr.epochs))
+
+
+# Above this many unit-point-epochs a compile (seconds, once, then cached on disk) pays off.
+COMPILE_WORK = 2e10
+
+
+def use_compile(setting: str, work: float) -> bool:
+    return setting == "on" or (setting == "auto" and work >= COMPILE_WORK)
 
 
 def memory_budget(limit_gb: float | None) -> int:

@@ -118,3 +118,13 @@ def test_chunked_training_equals_one_chunk():
     chunked = engine.train(batch, chunk_bees=3)
     np.testing.assert_allclose(whole.loss, chunked.loss, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(whole.ypred, chunked.ypred, rtol=1e-12, atol=1e-12)
+
+
+def test_compiled_step_matches_eager():
+    """train.compile=on runs the same fused maths through torch.compile (Inductor)."""
+    batch = engine_batch(2, "tanh", "adam", "float64", widths=[3, 20], epochs=20)
+    eager = engine.train(batch)
+    batch.compile = True
+    fast = engine.train(batch)
+    np.testing.assert_allclose(fast.loss, eager.loss, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(fast.ypred, eager.ypred, rtol=1e-10, atol=1e-10)
