@@ -36,15 +36,30 @@ def sequential(depth, width, activation, batch_norm=False, dropout=False, slope=
     return torch.nn.Sequential(*layers)
 
 
-def torch_optimizer(name: str, params, hyper: dict):
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=hyper["lr"], momentum=hyper["momentum"],
-                               dampening=hyper["dampening"], nesterov=hyper["nesterov"],
-                               weight_decay=hyper["weight_decay"])
-    if name == "adam":
-        return torch.optim.Adam(params, lr=hyper["lr"], betas=(hyper["beta1"], hyper["beta2"]),
-                                eps=hyper["eps"], weight_decay=hyper["weight_decay"])
-    raise ValueError(name)
+def torch_optimizer(name: str, params, h: dict):
+    """torch.optim's optimizer `name` with one bee's hyper-parameters (engine names)."""
+    betas = (h.get("beta1"), h.get("beta2"))
+    make = {
+        "sgd": lambda: torch.optim.SGD(params, lr=h["lr"], momentum=h["momentum"],
+                                       dampening=h["dampening"], nesterov=h["nesterov"],
+                                       weight_decay=h["weight_decay"]),
+        "adam": lambda: torch.optim.Adam(params, lr=h["lr"], betas=betas, eps=h["eps"],
+                                         weight_decay=h["weight_decay"]),
+        "adamw": lambda: torch.optim.AdamW(params, lr=h["lr"], betas=betas, eps=h["eps"],
+                                           weight_decay=h["weight_decay"]),
+        "adamax": lambda: torch.optim.Adamax(params, lr=h["lr"], betas=betas, eps=h["eps"],
+                                             weight_decay=h["weight_decay"]),
+        "nadam": lambda: torch.optim.NAdam(params, lr=h["lr"], betas=betas, eps=h["eps"],
+                                           weight_decay=h["weight_decay"],
+                                           momentum_decay=h["momentum_decay"]),
+        "rmsprop": lambda: torch.optim.RMSprop(params, lr=h["lr"], alpha=h["alpha"],
+                                               eps=h["eps"], weight_decay=h["weight_decay"],
+                                               momentum=h["momentum"], centered=h["centered"]),
+        "adagrad": lambda: torch.optim.Adagrad(
+            params, lr=h["lr"], lr_decay=h["lr_decay"], weight_decay=h["weight_decay"],
+            initial_accumulator_value=h["initial_accumulator_value"], eps=h["eps"]),
+    }
+    return make[name]()
 
 
 LOSSES = {"mse": torch.nn.functional.mse_loss, "mae": torch.nn.functional.l1_loss,
