@@ -2,7 +2,7 @@
 
 `swarm run ...` hands the rest of argv to a `@hydra.main` function, so every Hydra feature works
 (overrides, -m, --cfg, --info, --help, --config-dir, hydra.run.dir, tab completion). The other
-verbs (rerun, render, list) work on saved runs and never train unless asked to.
+verbs (rerun, render, collect, list) work on saved runs and never train unless asked to.
 
 Errors a user can fix are printed as one line and exit with status 2; HYDRA_FULL_ERROR=1 shows
 the traceback instead.
@@ -18,6 +18,7 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -34,7 +35,8 @@ commands:
   run [OVERRIDES]            train a hive (a Hydra app: --help, -m, --cfg job, --config-dir ...)
   rerun RUN_DIR [OVERRIDES]  re-execute a saved run into a new dir; report bit-identity
   render RUN_DIR [KEY=VALUE] re-draw stills and animations from saved results (no training)
-  list                       sweeps, targets, activations, optimizers, inits
+  collect MULTIRUN_DIR       one table + plots from every job of a multirun; rerun failed jobs
+  list                       sweeps, targets, activations, optimizers, inits, schedules
 """
 
 
@@ -47,6 +49,11 @@ def hydra_run(cfg: DictConfig) -> float:
         summary = runner.run(cfg, run_dir)
         _render_after_run(cfg, run_dir)
     except SwarmError as e:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            # One job of a sweep: say why in its own log, and let Hydra carry on with the other
+            # jobs (exiting here would end the whole sweep under the basic launcher).
+            log.error("job failed: %s", e)
+            raise
         if os.environ.get(USER_FULL_ERROR) == "1":
             raise
         fail(str(e))  # exit here: past this point Hydra would log the job's overrides first
@@ -125,17 +132,24 @@ def cmd_render(rest: list[str]) -> None:
 def cmd_list(rest: list[str]) -> None:
     from importlib.resources import files
 
-    from swarmcli import nn, optim, targets
+    from swarmcli import nn, optim, schedules, targets
 
     sweeps = sorted(p.name[:-5] for p in (files("swarmcli.configs") / "sweep").iterdir()
                     if p.name.endswith(".yaml"))
     for title, names in [("sweeps", sweeps), ("targets", targets.TARGETS),
                          ("activations", nn.ACTIVATIONS), ("optimizers", optim.OPTIMIZERS),
-                         ("inits", nn.INITS)]:
+                         ("inits", nn.INITS), ("schedules", schedules.SCHEDULES)]:
         print(f"{title + ':':13} {', '.join(names)}")
 
 
-COMMANDS = {"run": cmd_run, "rerun": cmd_rerun, "render": cmd_render, "list": cmd_list}
+def cmd_collect(rest: list[str]) -> None:
+    from swarmcli import collect
+
+    collect.main(rest)
+
+
+COMMANDS = {"run": cmd_run, "rerun": cmd_rerun, "render": cmd_render, "collect": cmd_collect,
+            "list": cmd_list}
 
 
 def _strip_subcommand_from_comp_line() -> None:

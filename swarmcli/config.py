@@ -147,6 +147,16 @@ class RenderConfig:
 
 
 @dataclass
+class ObjectiveConfig:
+    """The number `swarm run` returns to a Hydra sweeper (lower is better), over every bee of the
+    run, a diverged bee counting as +inf. See swarmcli.collect.objective."""
+
+    stat: str = "median"  # median | mean | quantile | fraction_below
+    q: float = 0.5  # quantile: 0.9 = "9 inits in 10 reach at most this loss"
+    threshold: float = 0.01  # fraction_below returns 1 - (fraction of bees with final loss < it)
+
+
+@dataclass
 class SwarmConfig:
     target: TargetConfig = field(default_factory=TargetConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -155,6 +165,7 @@ class SwarmConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     progress: bool = True  # progress bar (only ever shown on a terminal)
 
 
@@ -246,6 +257,9 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
                              "to one of: random, gap, extrapolate")
     for f in tr.record:
         choice("train.record", f, RECORDABLE)
+    from swarmcli.collect import check_objective  # here: collect imports this module
+
+    check_objective(cfg.objective.stat, cfg.objective.q, cfg.objective.threshold)
     return cfg
 
 

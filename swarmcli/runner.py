@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +25,15 @@ class RunSummary:
     final_losses: dict[int, np.ndarray]  # cell index -> [bees]
     diverged: int
     seconds: float
+    objective_cfg: dict = field(default_factory=dict)
 
     @property
     def objective(self) -> float:
-        """Median final loss over every bee of the run, a diverged bee counting as +inf: the
-        number a Hydra sweeper minimises to find settings that work on average."""
-        f = np.concatenate(list(self.final_losses.values())).astype(np.float64)
-        return float(np.median(np.where(np.isfinite(f), f, np.inf)))
+        """The number a Hydra sweeper minimises to find settings that work on average (default:
+        median final loss over every bee, a diverged bee counting as +inf)."""
+        from swarmcli.collect import objective
+
+        return objective(np.concatenate(list(self.final_losses.values())), **self.objective_cfg)
 
 
 def frames(epochs: int, stride: int) -> list[int]:
@@ -171,7 +173,8 @@ def run(cfg, run_dir, *, gradient: str = "fused", out=sys.stdout) -> RunSummary:
     print_table(cells, axis_names, finals, out)
     if diverged:
         print(f"{diverged} bee(s) diverged (non-finite loss) and were frozen", file=out)
-    return RunSummary(Path(run_dir), finals, diverged, seconds)
+    return RunSummary(Path(run_dir), finals, diverged, seconds,
+                      OmegaConf.to_container(OmegaConf.structured(cells[0].cfg.objective)))
 
 
 def print_table(cells, axis_names, finals, out) -> None:
