@@ -1,0 +1,222 @@
+"""Rendering: stills and animations drawn from saved runs only, at the asked pixel size."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio_ffmpeg
+import matplotlib.image
+import numpy as np
+import pytest
+
+from swarmcli import cli, config, results
+from swarmcli.config import SwarmError
+from swarmcli.render import DEFAULTS, WHAT, data, render_run, scenes, video
+
+SWARM = str(Path(sys.executable).with_name("swarm"))
+SMALL = {"width": 320, "height": 241, "dpi": 50}  # 241 rounds to an even 240
+
+
+def render(run_dir, **cfg):
+    out = io.StringIO()
+    paths = render_run(run_dir, {**DEFAULTS, **SMALL, **cfg}, out=out)
+    assert out.getvalue().splitlines() == [f"wrote {p}" for p in paths]
+    return paths
+
+
+def assert_picture(path: Path, size=(320, 240)) -> None:
+    """A PNG of exactly `size` pixels with something drawn on it."""
+    img = matplotlib.image.imread(path)
+    assert img.shape[:2] == (size[1], size[0]), path
+    assert img[..., :3].std() > 0.05, f"{path} looks blank"
+
+
+def read_video(path: Path):
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    w, h = meta["size"]
+    return meta, np.stack([np.frombuffer(f, np.uint8).reshape(h, w, 3) for f in reader])
+
+
+def test_defaults_match_the_config_schema():
+    assert dataclasses.asdict(config.RenderConfig()) == DEFAULTS
+
+
+def test_stills_have_the_asked_size_and_are_not_blank(tiny_run):
+    run_dir = tiny_run("+sweep=width_activation", "train.epochs=8")
+    paths = render(run_dir, what=["hive", "loss", "final_loss", "activations"], epochs=[0, -1])
+    assert [p.name for p in paths] == ["hive_epoch0000.png", "hive_epoch0008.png", "loss.png",
+                                       "final_loss.png", "activations.png"]
+    for p in paths:
+        assert_picture(p)
+    assert sorted(p.name for p in (run_dir / "figures").iterdir()) == sorted(
+        p.name for p in paths)  # no temporary files left behind
+    first, last = (matplotlib.image.imread(p) for p in paths[:2])
+    assert np.abs(first - last).mean() > 0.002  # the bees moved between epoch 0 and 8
+
+
+def test_hive_animation_has_one_frame_per_recorded_epoch(tiny_run):
+    run_dir = tiny_run("+sweep=width_activation", "train.epochs=8")
+    (path,) = render(run_dir, what=["hive_animation"], fps=12)
+    meta, frames = read_video(path)
+    assert path.name == "hive_animation.mp4"
+    assert frames.shape == (9, 240, 320, 3)
+    assert meta["fps"] == 12
+    assert frames.std() > 10
+    assert np.abs(frames[0].astype(int) - frames[-1]).mean() > 0.3  # it moves
+
+
+@pytest.mark.parametrize("n, fps, seconds, stride, expected", [
+    (9, 30, 20.0, None, list(range(9))),
+    (9, 30, 20.0, 3, [0, 3, 6, 8]),
+    (9, 10, 0.5, None, [0, 2, 4, 6, 8]),  # at most 5 frames: every 2nd, and the last
+    (501, 30, 10.0, None, list(range(0, 501, 2))),
+])
+def test_long_runs_are_subsampled_to_max_seconds(n, fps, seconds, stride, expected):
+    assert video.select_frames(n, fps, seconds, stride) == expected
+
+
+def test_frames_split_across_processes_join_in_order(tiny_run, monkeypatch):
+    run_dir = tiny_run("+sweep=width_activation", "train.epochs=12", "optim.lr=0.05")
+    (one,) = render(run_dir, what=["hive_animation"], workers=1)
+    _, serial = read_video(one)
+    monkeypatch.setattr(video, "MIN_FRAMES_PER_WORKER", 4)
+    assert video.workers_for(3, 13, "mp4") == 3
+    (three,) = render(run_dir, what=["hive_animation"], workers=3)
+    _, split = read_video(three)
+    assert split.shape == serial.shape == (13, 240, 320, 3)
+    dist = np.abs(split[:, None].astype(np.int16) - serial[None]).mean(axis=(2, 3, 4))
+    assert (dist.argmin(axis=1) == np.arange(13)).all()  # frame i is frame i, in order
+
+
+def test_gif(tiny_run):
+    run_dir = tiny_run("+sweep=width_activation", "train.epochs=5")
+    (path,) = render(run_dir, what=["hive_animation"], format="gif")
+    assert path.read_bytes()[:6] == b"GIF89a"
+    _, frames = read_video(path)
+    assert frames.shape == (6, 240, 320, 3)
+
+
+def test_kinks_of_seed_002(tiny_run):
+    run_dir = tiny_run("+sweep=weight_distribution", "train.bees=4")
+    paths = render(run_dir, what=["kinks", "kinks_animation"], epochs=[-1])
+    assert [p.name for p in paths] == ["kinks_epoch0006.png", "kinks_animation.mp4"]
+    assert_picture(paths[0])
+    _, frames = read_video(paths[1])
+    assert frames.shape == (7, 240, 320, 3)
+    run = results.load(run_dir)
+    counts, edges, outside = data.kink_counts(run, run.cells[0])
+    assert counts.shape == (7, 100) and edges[0] == pytest.approx(-3 * np.pi)
+    assert (counts.sum(1) + outside == 4 * 20).all()  # every unit of every bee, once
+
+
+def test_turning_points_of_sin_are_its_peaks_and_troughs():
+    x = np.linspace(-3 * np.pi, 3 * np.pi, 2001)
+    tp = data.turning_points(x, np.sin(x))
+    np.testing.assert_allclose(tp, np.pi * np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5]),
+                               atol=0.01)
+
+
+def test_swarm_loss_animation_of_seed_001(tiny_run):
+    run_dir = tiny_run("+sweep=tiny_nets", "train.epochs=40", "train.stride=10")
+    (path,) = render(run_dir, what=["swarm_loss_animation"])
+    _, frames = read_video(path)
+    assert frames.shape == (5, 240, 320, 3)  # epochs 0, 10, 20, 30, 40
+
+
+def test_a_third_axis_gives_one_page_per_value(tiny_run):
+    run_dir = tiny_run("+sweep=width_activation", "+sweep.grid.optim.lr=[0.01,0.02]")
+    names = [p.name for p in render(run_dir, what=["hive"], epochs=[-1])]
+    assert names == ["hive_lr=0.01_epoch0006.png", "hive_lr=0.02_epoch0006.png"]
+
+
+def test_epochs_count_back_from_the_last_recorded_frame(tiny_run):
+    run = results.load(tiny_run("train.epochs=50", "train.stride=10"))
+    assert [data.frame_index(run, e) for e in (0, 14, 50, -1, -2)] == [0, 1, 5, 5, 4]
+    with pytest.raises(SwarmError, match=r"render.epochs=60 is past the last recorded epoch 50"):
+        render(run.path, what=["hive"], epochs=[0, 60])
+
+
+def test_diverged_bees_are_left_out_and_counted(tiny_run):
+    # lr=1: every relu and tanhshrink bee diverges within 8 epochs, no tanh bee does
+    run_dir = tiny_run("+sweep=width_activation", "optim.lr=1", "train.epochs=8")
+    run = results.load(run_dir)
+    div = {c.labels["model.activation"]: np.asarray(c.diverged_epoch) for c in run.cells}
+    assert (div["relu"] >= 0).all() and (div["tanh"] == -1).all()
+    cell = run.cell(width=1, activation="relu")
+    first = int(cell.diverged_epoch.min())
+    y = data.ypred_at(run, cell, first)
+    gone = np.asarray(cell.diverged_epoch) == first
+    assert np.isnan(y[gone]).all() and np.isfinite(y[~gone]).all()
+    sc = scenes.hive(run, {**DEFAULTS, **SMALL})
+    sc.update(0)
+    assert diverged_notes(sc.fig) == []
+    sc.update(8)
+    assert diverged_notes(sc.fig) == ["3 diverged"] * 6  # the relu and tanhshrink panels
+    for p in render(run_dir, what=["hive", "loss", "final_loss", "hive_animation"]):
+        if p.suffix == ".png":
+            assert_picture(p)
+        else:
+            assert read_video(p)[1].shape == (9, 240, 320, 3)
+
+
+def diverged_notes(fig) -> list[str]:
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    return [t for t in texts if "diverged" in t]
+
+
+def test_a_run_where_every_bee_diverged_still_renders(tiny_run):
+    run_dir = tiny_run("optim.lr=100")
+    assert (np.asarray(results.load(run_dir).cells[0].diverged_epoch) >= 0).all()
+    for p in render(run_dir, what=["hive", "loss", "final_loss"]):
+        assert_picture(p)
+
+
+@pytest.mark.parametrize("what, record, message", [
+    ("kinks", "[ypred]", "kinks needs train.record to include weights and biases"),
+    ("hive_animation", "[]", "hive_animation needs train.record to include ypred"),
+])
+def test_a_figure_the_run_did_not_record_for_is_refused_first(tiny_run, what, record, message):
+    run_dir = tiny_run(f"train.record={record}")
+    with pytest.raises(SwarmError, match=message):
+        render(run_dir, what=["loss", what])
+    assert not (run_dir / "figures").exists()  # refused before drawing anything
+
+
+def test_none_renders_nothing(tiny_run):
+    run_dir = tiny_run()
+    assert render(run_dir, what=["none"]) == [] and render(run_dir, what=[]) == []
+    assert not (run_dir / "figures").exists()
+
+
+def test_swarm_render_in_a_new_process(tiny_run):
+    """After training is over and its process gone: re-render from the files, as a user would,
+    without torch or Hydra in the rendering process."""
+    run_dir = tiny_run("+sweep=width_activation")
+    cmd = [SWARM, "render", str(run_dir), "what=[hive,loss,hive_animation]", "epochs=[0,-1]",
+           "fps=30", "format=gif", "width=320", "height=240"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    wrote = [Path(line.split(" ", 1)[1]).name for line in done.stdout.splitlines()]
+    assert wrote == ["hive_epoch0000.png", "hive_epoch0006.png", "loss.png",
+                     "hive_animation.gif"]
+    code = ("import sys; from swarmcli.render import render_run; "
+            f"render_run({str(run_dir)!r}, {{'what': ['final_loss']}}); "
+            "print(sorted(m for m in ('torch', 'hydra') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
+
+
+def test_bad_what_exits_2_with_one_line_naming_the_choices(tiny_run, capsys):
+    run_dir = tiny_run()
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["render", str(run_dir), "what=[hive,bogus]"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == (f"swarm: error: render.what='bogus' is not one of: "
+                                       f"{', '.join(WHAT)}\n")
+    assert not (run_dir / "figures").exists()  # checked before drawing anything
