@@ -211,7 +211,7 @@ class Run:
                                "epoch": np.tile(np.arange(epochs), bees),
                                "loss": loss.reshape(-1)})
             for k, v in reversed(c.labels.items()):
-                df.insert(1, k, v)
+                df.insert(1, k, c.values.get(k, v))  # a grid axis keeps its typed value
             parts.append(df)
         return pd.concat(parts, ignore_index=True)
 
