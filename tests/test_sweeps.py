@@ -1,0 +1,59 @@
+"""Every shipped sweep composes, expands into the cells its seed describes, and trains end to end
+at tiny size."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+import numpy as np
+import pytest
+from conftest import compose_config
+
+from swarmcli import grid, load
+
+SWEEPS = sorted(p.name[:-5] for p in (files("swarmcli.configs") / "sweep").iterdir()
+                if p.name.endswith(".yaml"))
+CELLS = {"width_activation": 9, "lr_momentum": 6, "weight_distribution": 1, "tiny_nets": 4,
+         "optimizer_zoo": 9, "lr_schedules": 6, "init_schemes": 16, "regularization": 4,
+         "depth_width": 4, "early_stopping": 3}
+
+
+def test_every_sweep_is_listed_here():
+    assert sorted(CELLS) == SWEEPS
+
+
+@pytest.mark.parametrize("sweep", SWEEPS)
+def test_sweep_trains_end_to_end(sweep, tiny_run):
+    run = load(tiny_run(f"+sweep={sweep}", "train.epochs=4", "train.bees=2"))
+    assert run.state == "complete" and len(run.cells) == CELLS[sweep]
+    for cell in run.cells:
+        assert cell.loss.shape == (2, 5) and np.isfinite(cell.loss[:, 0]).all()
+
+
+def test_seed_000_settings():
+    cfg = compose_config(["+sweep=width_activation"])
+    _, cells = grid.expand(cfg)
+    c = cells[0].cfg
+    assert (c.target.domain, c.target.points, c.optim.lr, c.optim.momentum, c.train.epochs,
+            c.train.bees) == ([-5.0, 5.0], 61, 0.01, 0.9, 150, 10)
+    assert [(x.cfg.model.width, x.cfg.model.activation) for x in cells[:4]] == [
+        (1, "relu"), (1, "tanh"), (1, "tanhshrink"), (3, "relu")]
+    assert len(grid.batches(cells)) == 3  # widths pad into one batch per activation
+
+
+def test_seed_002_settings():
+    _, cells = grid.expand(compose_config(["+sweep=weight_distribution"]))
+    c = cells[0].cfg
+    assert (c.train.bees, c.model.width, c.target.points, c.train.epochs) == (500, 20, 101, 400)
+    assert c.target.domain == pytest.approx([-3 * np.pi, 3 * np.pi])
+    assert set(c.train.record) == {"ypred", "weights", "biases"}
+
+
+def test_seed_001_pairs_architecture_and_optimizer():
+    axes, cells = grid.expand(compose_config(["+sweep=tiny_nets"]))
+    assert [a.name for a in axes] == ["architecture", "optimizer"]
+    got = {(c.cfg.model.depth, c.cfg.model.width, c.cfg.optim.name, c.cfg.optim.lr)
+           for c in cells}
+    assert got == {(1, 60, "sgd", 0.01), (1, 60, "adam", 0.001), (2, 10, "sgd", 0.01),
+                   (2, 10, "adam", 0.001)}
+    assert all(c.cfg.train.epochs == 5000 and c.cfg.target.noise_sd > 0 for c in cells)
