@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from swarmcli import load
 
@@ -133,6 +134,13 @@ def test_bad_input_is_one_line_and_exit_2(override, message, tmp_path):
     assert len(err) == 1 and err[0].startswith("swarm: error: "), proc.stderr
     assert message in err[0]
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path):
+    proc = swarm("run", *TINY, "train.device=cuda", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "train.device=cuda but no CUDA device is available" in proc.stderr
 
 
 def test_full_error_env_shows_the_traceback(tmp_path):

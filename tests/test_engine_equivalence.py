@@ -128,3 +128,14 @@ def test_compiled_step_matches_eager():
     fast = engine.train(batch)
     np.testing.assert_allclose(fast.loss, eager.loss, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(fast.ypred, eager.ypred, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    """The same batch on a GPU: float64 results equal the CPU's to rounding."""
+    batch = engine_batch(2, "relu", "adam", "float64", widths=[3, 20], epochs=30)
+    cpu = engine.train(batch)
+    batch.device = "cuda"
+    gpu = engine.train(batch)
+    np.testing.assert_allclose(gpu.loss, cpu.loss, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(gpu.ypred, cpu.ypred, rtol=1e-9, atol=1e-9)
