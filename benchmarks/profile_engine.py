@@ -1,0 +1,39 @@
+"""Top of torch.profiler's operator table for one workload, per engine path: where an epoch's
+time goes before (autograd) and after (fused, eager and compiled).
+
+    python benchmarks/profile_engine.py            # W2: seed 002's swarm, 100 epochs
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import product_batches  # noqa: E402
+
+from swarmcli import engine  # noqa: E402
+
+
+def main(rows: int = 8) -> None:
+    torch.set_num_threads(1)
+    batch = dataclasses.replace(product_batches(["+sweep=weight_distribution",
+                                                 "train.epochs=100"])[0], device="cpu")
+    for name, gradient, compiled in [("autograd (before)", "autograd", False),
+                                     ("fused, eager", "fused", False),
+                                     ("fused, compiled", "fused", True)]:
+        b = dataclasses.replace(batch, compile=compiled)
+        engine.train(b, gradient=gradient)  # warm up (and compile)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            engine.train(b, gradient=gradient)
+        print(f"\n### {name}\n")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows,
+                                        max_name_column_width=40))
+
+
+if __name__ == "__main__":
+    main()
