@@ -49,7 +49,8 @@ def _softplus_grad(z, a):  # as torch's softplus_backward, beta 1, threshold 20
 ACTIVATIONS = {
     a.name: a
     for a in [
-        Activation("relu", torch.relu, lambda z, a: (z > 0).to(z.dtype)),
+        # sign(relu(z)) is (z > 0) as a float, and several times faster than comparing
+        Activation("relu", torch.relu, lambda z, a: torch.sign(a)),
         Activation("tanh", torch.tanh, lambda z, a: 1 - a * a),
         Activation("tanhshrink", lambda z: z - torch.tanh(z), lambda z, a: (z - a).square()),
         Activation("sigmoid", torch.sigmoid, lambda z, a: a * (1 - a)),
