@@ -18,10 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from swarmcli import formula, nn, optim, schedules, splits, targets
-
-
-class SwarmError(ValueError):
-    """A user-facing error: the CLI prints it as one line and exits with status 2."""
+from swarmcli.errors import SwarmError  # noqa: F401 (re-exported: config.SwarmError)
 
 
 @dataclass

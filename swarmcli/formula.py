@@ -19,8 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-# A module reference, not `from ... import SwarmError`, so config.py may import this module.
-from swarmcli import config
+from swarmcli.errors import SwarmError
 
 MAX_LENGTH = 200  # characters
 MAX_NODES = 200  # expression nodes (numbers, names, operators, calls)
@@ -114,35 +113,35 @@ def compile_formula(text: str, key: str = "target.expr") -> Formula:
     """Parse and check `text` and return it compiled; raise SwarmError (one line) if it is not
     a formula in x made only of the allowed parts. `key` names the setting in messages."""
     if not isinstance(text, str):
-        raise config.SwarmError(f"{key}={text!r} must be a formula in x, e.g. sin(3*x)")
+        raise SwarmError(f"{key}={text!r} must be a formula in x, e.g. sin(3*x)")
     if len(text) > MAX_LENGTH:
-        raise config.SwarmError(
+        raise SwarmError(
             f"{key} is {len(text)} characters long ({text[:20]!r}...); "
             f"at most {MAX_LENGTH} are allowed"
         )
     for i, ch in enumerate(text):
         if not (ch.isascii() and ch.isprintable()):
-            raise config.SwarmError(
+            raise SwarmError(
                 f"{key}: {ch!r} is not allowed at column {i + 1} of {text!r}; "
                 "use printable ASCII characters on one line"
             )
     body = text.lstrip(" ")
     if not body.strip():
-        raise config.SwarmError(f"{key} is empty; write a formula in x, e.g. sin(3*x)")
+        raise SwarmError(f"{key} is empty; write a formula in x, e.g. sin(3*x)")
     indent = len(text) - len(body)
     try:
         tree = ast.parse(body, mode="eval")
     except SyntaxError as e:
         col = e.offset + indent if e.offset and e.offset > 0 else len(text) + 1
-        raise config.SwarmError(
+        raise SwarmError(
             f"{key}: syntax error at column {col} of {text!r}: {e.msg}"
         ) from None
     except (ValueError, RecursionError, MemoryError) as e:
-        raise config.SwarmError(f"{key}: cannot parse {text!r}: {type(e).__name__}") from None
+        raise SwarmError(f"{key}: cannot parse {text!r}: {type(e).__name__}") from None
     checker = _Compiler(text, indent, key)
     nodes = sum(isinstance(n, ast.expr) for n in ast.walk(tree))
     if nodes > MAX_NODES:
-        raise config.SwarmError(
+        raise SwarmError(
             f"{key}: {text[:20]!r}... has {nodes} parts; at most {MAX_NODES} are allowed"
         )
     with np.errstate(all="ignore"):  # folding 9**9**9 overflows to inf, reported as such
@@ -161,7 +160,7 @@ def check_values(x, y, key: str = "target.expr", text: str | None = None) -> np.
     if bad.any():
         i = int(np.argmax(bad.ravel()))
         what = f"{text!r} is" if text is not None else "the formula is"
-        raise config.SwarmError(
+        raise SwarmError(
             f"{key}: {what} {y.ravel()[i]} at x={x.ravel()[i]:.6g} "
             f"(not finite at {int(bad.sum())} of {bad.size} points); "
             "change the formula or target.domain"
@@ -186,9 +185,9 @@ class _Compiler:
 
     # -- messages --------------------------------------------------------------------------
 
-    def reject(self, token: str, col: int, why: str = "") -> config.SwarmError:
+    def reject(self, token: str, col: int, why: str = "") -> SwarmError:
         note = f" ({why})" if why else ""
-        return config.SwarmError(
+        return SwarmError(
             f"{self.key}: {token!r}{note} is not allowed at column {col + 1} "
             f"of {self.text!r}; {ALLOWED}"
         )
@@ -214,7 +213,7 @@ class _Compiler:
 
     def compile(self, node: ast.AST, depth: int):
         if depth > MAX_DEPTH:
-            raise config.SwarmError(
+            raise SwarmError(
                 f"{self.key}: nested more than {MAX_DEPTH} deep at column "
                 f"{self.start(node) + 1} of {self.text!r}"
             )
@@ -289,7 +288,7 @@ class _Compiler:
             why = f"keyword argument; {func.id} takes one positional argument"
             raise self.reject(tok, self.start(kw), why)
         if len(node.args) != 1:
-            raise config.SwarmError(
+            raise SwarmError(
                 f"{self.key}: {func.id!r} at column {self.start(func) + 1} of {self.text!r} "
                 f"takes exactly 1 argument, not {len(node.args)}; {ALLOWED}"
             )
@@ -303,13 +302,13 @@ class _Compiler:
         """A part without x, computed once; rejected here if it is not finite."""
         value = np.float64(value)
         if not np.isfinite(value):
-            raise config.SwarmError(
+            raise SwarmError(
                 f"{self.key}: {self.source(node)!r} at column {self.start(node) + 1} of "
                 f"{self.text!r} is {value} in float64, not a finite number"
             )
         return _constant(value), value
 
-    def bad_construct(self, node: ast.AST, depth: int) -> config.SwarmError:
+    def bad_construct(self, node: ast.AST, depth: int) -> SwarmError:
         """The error for a node type that is not allowed, pointing at its own token."""
         kind = _KINDS.get(type(node), type(node).__name__)
         if isinstance(node, ast.Attribute):

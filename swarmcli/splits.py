@@ -12,15 +12,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-# A module reference, not `from ... import SwarmError`, so config.py may import this module.
-from swarmcli import config
+from swarmcli.errors import SwarmError
 
 KINDS = ("none", "random", "gap", "extrapolate")
 _TOL = 1e-9  # relative to the domain's width: x within this of a boundary counts as on it
-
-
-def _fail(msg: str) -> config.SwarmError:
-    return config.SwarmError(msg)
 
 
 def _number(v) -> bool:
@@ -39,21 +34,22 @@ def check(
 
     `domain`, when given, is [low, high] of x, and an explicit gap must lie inside it."""
     if kind not in KINDS:
-        raise _fail(f"{key}.kind={kind!r} is not one of: {', '.join(KINDS)}")
+        raise SwarmError(f"{key}.kind={kind!r} is not one of: {', '.join(KINDS)}")
     if not (_number(seed) and int(seed) == seed and seed >= 0):
-        raise _fail(f"{key}.seed={seed!r} must be an integer >= 0")
+        raise SwarmError(f"{key}.seed={seed!r} must be an integer >= 0")
     if kind == "none":
         return
     uses_fraction = kind != "gap" or gap is None
     if uses_fraction and not (_number(fraction) and 0 < fraction < 1):
-        raise _fail(f"{key}.fraction={fraction!r} must be a number in (0, 1), e.g. 0.2")
+        raise SwarmError(f"{key}.fraction={fraction!r} must be a number in (0, 1), e.g. 0.2")
     if kind == "gap" and gap is not None:
         lo_g, hi_g = _pair(gap, key)
         if domain is not None:
             lo, hi = float(domain[0]), float(domain[1])
             tol = _TOL * (hi - lo)
             if lo_g < lo - tol or hi_g > hi + tol:
-                raise _fail(f"{key}.gap={[lo_g, hi_g]!r} must lie inside the domain {[lo, hi]!r}")
+                raise SwarmError(f"{key}.gap={[lo_g, hi_g]!r} must lie inside the domain "
+                                 f"{[lo, hi]!r}")
 
 
 def _pair(gap, key: str) -> tuple[float, float]:
@@ -68,7 +64,7 @@ def _pair(gap, key: str) -> tuple[float, float]:
         or not vals[0] < vals[1]
     ):
         shown = vals if vals is not None else gap
-        raise _fail(f"{key}.gap={shown!r} must be [low, high] in x units with low < high")
+        raise SwarmError(f"{key}.gap={shown!r} must be [low, high] in x units with low < high")
     return float(vals[0]), float(vals[1])
 
 
@@ -108,7 +104,7 @@ def split(
     with x > high - fraction * (high - low). The domain is [x[0], x[-1]]."""
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 1 or x.size == 0 or not np.isfinite(x).all() or np.any(np.diff(x) < 0):
-        raise _fail(f"{key}: x must be a non-empty, sorted 1-D array of finite numbers")
+        raise SwarmError(f"{key}: x must be a non-empty, sorted 1-D array of finite numbers")
     domain = (float(x[0]), float(x[-1]))
     check(kind, fraction, seed, gap, domain, key)
     n = x.size
@@ -117,13 +113,13 @@ def split(
         return ~val, val
     if kind == "random":
         if n < 3:
-            raise _fail(f"{key}.kind='random' needs at least 3 points, not {n}")
+            raise SwarmError(f"{key}.kind='random' needs at least 3 points, not {n}")
         k = min(max(int(round(fraction * n)), 1), n - 2)
         val[np.random.default_rng(int(seed)).choice(n, size=k, replace=False)] = True
         return ~val, val
     lo, hi = domain
     if not lo < hi:
-        raise _fail(f"{key}.kind={kind!r} needs x spanning an interval, not the single x={lo}")
+        raise SwarmError(f"{key}.kind={kind!r} needs x spanning an interval, not the single x={lo}")
     tol = _TOL * (hi - lo)
     a, b = held_out(kind, fraction, gap, domain)
     if kind == "gap":
@@ -134,10 +130,10 @@ def split(
         what = f"{key}.fraction={fraction!r}"
     spacing = (hi - lo) / (n - 1)
     if not val.any():
-        raise _fail(
+        raise SwarmError(
             f"{what} holds out no point of x (points are about {spacing:.3g} apart); "
             "widen it or add target.points"
         )
     if val.all():
-        raise _fail(f"{what} holds out every point of x, leaving none to train on; narrow it")
+        raise SwarmError(f"{what} holds out every point of x, leaving none to train on; narrow it")
     return ~val, val

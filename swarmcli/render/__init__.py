@@ -14,6 +14,7 @@ from pathlib import Path
 import matplotlib
 
 from swarmcli import results
+from swarmcli.errors import SwarmError
 from swarmcli.render import data, scenes, stills, video
 
 # the defaults of swarmcli.config.RenderConfig (a test keeps them equal), for callers that
@@ -32,53 +33,46 @@ NEEDS = {"hive": ["ypred"], "hive_animation": ["ypred"], "swarm_loss_animation":
 FORMATS = ("mp4", "gif")
 
 
-def _error(message: str) -> Exception:
-    # imported here: swarmcli.config pulls in Hydra and torch, which rendering must not need
-    from swarmcli.config import SwarmError
-
-    return SwarmError(message)
-
-
 def check_config(cfg: dict) -> list[str]:
     """The figures asked for, in order, after checking every render key."""
     what = list(dict.fromkeys(cfg["what"] or []))
     for w in what:
         if w not in WHAT:
-            raise _error(f"render.what={w!r} is not one of: {', '.join(WHAT)}")
+            raise SwarmError(f"render.what={w!r} is not one of: {', '.join(WHAT)}")
     if cfg["format"] not in FORMATS:
-        raise _error(f"render.format={cfg['format']!r} is not one of: {', '.join(FORMATS)}")
+        raise SwarmError(f"render.format={cfg['format']!r} is not one of: {', '.join(FORMATS)}")
     for key, low in [("fps", 1), ("width", 64), ("height", 64), ("dpi", 10)]:
         v = cfg[key]
         if not isinstance(v, int) or isinstance(v, bool) or v < low:
-            raise _error(f"render.{key}={v!r} must be an integer >= {low}")
+            raise SwarmError(f"render.{key}={v!r} must be an integer >= {low}")
     for key in ("frame_stride", "workers"):
         v = cfg[key]
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-            raise _error(f"render.{key}={v!r} must be an integer >= 1 or null")
+            raise SwarmError(f"render.{key}={v!r} must be an integer >= 1 or null")
     ms = cfg["max_seconds"]
     if not isinstance(ms, (int, float)) or not math.isfinite(ms) or ms <= 0:
-        raise _error(f"render.max_seconds={ms!r} must be a number > 0")
+        raise SwarmError(f"render.max_seconds={ms!r} must be a number > 0")
     return [w for w in what if w != "none"]
 
 
 def check_run(run: results.Run, what: list[str], cfg: dict) -> None:
     """Refuse, before drawing anything, a figure the run lacks the recordings for."""
     if not run.cells:
-        raise _error(f"{run.path} has no saved cells to render")
+        raise SwarmError(f"{run.path} has no saved cells to render")
     files = {"ypred": ["ypred"], "weights": ["weights_0"], "biases": ["biases_0"]}
     for w in what:
         need = NEEDS.get(w, [])
         if not all(c.has(f) for c in run.cells for n in need for f in files[n]):
             recorded = run.manifest.get("record", [])
-            raise _error(f"{w} needs train.record to include {' and '.join(need)} "
+            raise SwarmError(f"{w} needs train.record to include {' and '.join(need)} "
                          f"(this run recorded {recorded})")
     if "activations" in what and not (run.path / "activations.npz").exists():
-        raise _error(f"activations needs {run.path / 'activations.npz'}, which this run lacks")
+        raise SwarmError(f"activations needs {run.path / 'activations.npz'}, which this run lacks")
     for e in cfg["epochs"] if any(w in ("hive", "kinks") for w in what) else []:
         try:
             data.frame_index(run, int(e))
         except IndexError as err:
-            raise _error(str(err)) from None
+            raise SwarmError(str(err)) from None
 
 
 def render_run(run_dir, render_cfg: dict, out=sys.stdout) -> list[Path]:
