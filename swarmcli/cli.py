@@ -195,7 +195,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"swarm: error: unknown command {command!r}; choices: {', '.join(COMMANDS)}",
               file=sys.stderr)
         sys.exit(2)
-    full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    saved = {k: os.environ.get(k) for k in ("HYDRA_FULL_ERROR", USER_FULL_ERROR)}
+    full_error = saved["HYDRA_FULL_ERROR"] == "1"
     os.environ[USER_FULL_ERROR] = "1" if full_error else "0"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us, to print them as one line
     try:
@@ -207,3 +208,9 @@ def main(argv: list[str] | None = None) -> None:
         if full_error:
             raise
         fail(error_message(e))
+    finally:  # main() may be called in-process (tests, notebooks): leave the environment as found
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
