@@ -326,8 +326,6 @@ def train(batch: Batch, gradient: str = "fused", chunk_bees: int | None = None,
         if "biases" in batch.record:
             res.biases.append(empty(n_bees, n_frames, fo))
 
-    if gradient == "fused" and not batch.fused_ok:
-        gradient = "autograd"
     chunk = chunk_bees or default_chunk(batch, device)
     for lo in range(0, n_bees, chunk):
         hi = min(lo + chunk, n_bees)
