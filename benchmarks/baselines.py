@@ -121,15 +121,21 @@ def _rows(batch: engine.Batch, bees_per_cell: int | None) -> tuple[int, np.ndarr
     return n, rows
 
 
-def per_bee_loop(batch: engine.Batch, bees_per_cell: int | None = None) -> Recording:
-    """Train the first `bees_per_cell` bees of every cell (all by default) one at a time."""
+def _setup(batch: engine.Batch, bees_per_cell: int | None):
+    """What both baselines start from: bees per cell, an empty recording, data as columns, and
+    the frame index of each recorded epoch."""
     check_plain(batch)
     n, rows = _rows(batch, bees_per_cell)
-    rec = _empty_recording(batch, rows)
     dtype = getattr(torch, batch.dtype)
     xt = torch.as_tensor(batch.x, dtype=dtype).reshape(-1, 1)
     yt = torch.as_tensor(batch.y, dtype=dtype).reshape(-1, 1)
-    frame_of = {e: f for f, e in enumerate(batch.frames)}
+    return n, _empty_recording(batch, rows), dtype, xt, yt, {e: f for f, e in
+                                                            enumerate(batch.frames)}
+
+
+def per_bee_loop(batch: engine.Batch, bees_per_cell: int | None = None) -> Recording:
+    """Train the first `bees_per_cell` bees of every cell (all by default) one at a time."""
+    n, rec, dtype, xt, yt, frame_of = _setup(batch, bees_per_cell)
     r = 0
     for k, width in enumerate(batch.widths):
         init = initial_params(batch, width, n)
@@ -215,13 +221,7 @@ STACKED_OPTIMIZERS = {"sgd": StackedSGD, "adam": StackedAdam}
 
 def torch_func_ensemble(batch: engine.Batch, bees_per_cell: int | None = None) -> Recording:
     """Train every cell's bees together with torch.func, one cell after another."""
-    check_plain(batch)
-    n, rows = _rows(batch, bees_per_cell)
-    rec = _empty_recording(batch, rows)
-    dtype = getattr(torch, batch.dtype)
-    xt = torch.as_tensor(batch.x, dtype=dtype).reshape(-1, 1)
-    yt = torch.as_tensor(batch.y, dtype=dtype).reshape(-1, 1)
-    frame_of = {e: f for f, e in enumerate(batch.frames)}
+    n, rec, dtype, xt, yt, frame_of = _setup(batch, bees_per_cell)
     for k, width in enumerate(batch.widths):
         init = initial_params(batch, width, n)
         models = []
