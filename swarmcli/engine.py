@@ -121,12 +121,13 @@ class Layout:
         return f"Layout(shapes={self.shapes}, P={self.size})"
 
 
-# Per-point losses and their derivatives with respect to the prediction (r = pred - y).
+# Per-point losses, and their derivatives with respect to the prediction (r = pred - y) times a
+# scale (1 / points, for the mean).
 LOSSES = {
-    "mse": (lambda r, d: r.square(), lambda r, d: 2 * r),
-    "mae": (lambda r, d: r.abs(), lambda r, d: torch.sign(r)),
+    "mse": (lambda r, d: r.square(), lambda r, d, s: r * (2 * s)),
+    "mae": (lambda r, d: r.abs(), lambda r, d, s: torch.sign(r) * s),
     "huber": (lambda r, d: torch.where(r.abs() < d, 0.5 * r.square(), d * (r.abs() - 0.5 * d)),
-              lambda r, d: r.clamp(-d, d)),
+              lambda r, d, s: r.clamp(-d, d) * s),
 }
 
 
@@ -176,61 +177,82 @@ def autograd_loss_and_grad(flat, layout, prob: Problem, grad_out):
 
 
 def fused_loss_and_grad(flat, layout, prob: Problem, grad_out):
-    """Hand-derived forward and backward of an MLP's loss, a few batched kernels per layer."""
+    """Hand-derived forward and backward of an MLP's loss, a few batched kernels per layer.
+
+    Activations are laid out [bees, units, points], points innermost: broadcasting a bee's
+    per-unit weight along the points, and summing over the points, then run over contiguous
+    memory (torch's CPU kernels are several times faster so than over a short inner unit axis),
+    and the first layer's weight gradient is one matrix-vector product for all bees."""
     params = layout.views(flat)
     grads = layout.views(grad_out)
     last = len(params) - 1
-    act, x, mask = prob.act, prob.x, prob.mask
+    act, x = prob.act, prob.x.mT  # [1, 1, points]
+    mask = None if prob.mask is None else prob.mask.mT  # [bees, width, 1]
     zs, hs = [], [x]
     h = x
     for i, (w, b) in enumerate(params):
-        if i == last:  # fan_out 1: a weighted sum over units, cheaper than a matrix-vector bmm
-            pred = (h * w.transpose(1, 2)).sum(dim=2, keepdim=True) + b
+        if i == 0:  # fan_in 1: an outer product
+            z = w.mT * x + b.mT
+        else:
+            z = torch.bmm(w.mT, h) + b.mT
+        if i == last:
+            pred = z  # [bees, 1, points]
             break
-        z = torch.addcmul(b, x, w) if i == 0 else torch.baddbmm(b, h, w)  # fan_in 1: outer product
         h = act.fn(z)
         if mask is not None:
             h = h * mask
         zs.append(z)
         hs.append(h)
-    r = pred - prob.y
+    r = pred - prob.y.mT
     point = LOSSES[prob.loss][0](r, prob.delta)
-    g = LOSSES[prob.loss][1](r, prob.delta) * (1.0 / prob.n_train)
+    g = LOSSES[prob.loss][1](r, prob.delta, 1.0 / prob.n_train)
     if prob.train_w is not None:
-        g = g * prob.train_w
+        g = g * prob.train_w.mT
     for i in range(last, -1, -1):
         w = params[i][0]
         gw, gb = grads[i]
-        gb.copy_(g.sum(dim=1, keepdim=True))
-        if i == last:
-            gw.copy_((hs[i] * g).sum(dim=1).unsqueeze(2))
-            g = g * w.transpose(1, 2)
-        elif i > 0:
-            gw.copy_(torch.bmm(hs[i].transpose(1, 2), g))
-            g = torch.bmm(g, w.transpose(1, 2))
-        if i == 0:
-            gw.copy_((g * x).sum(dim=1, keepdim=True))
-        else:
-            g = g * act.grad(zs[i - 1], hs[i])
+        gb.copy_(g.sum(dim=2).unsqueeze(1))
+        if i == 0:  # one matrix-vector product: every bee's and unit's sum over points of g * x
+            n, units, pts = g.shape
+            gw.copy_(torch.mv(g.reshape(n * units, pts), x.reshape(pts)).view(n, 1, units))
+            break
+        gw.copy_(torch.bmm(hs[i], g.mT))
+        g = w * g if i == last else torch.bmm(w, g)  # fan_out 1: an outer product
+        g = act.chain(g, zs[i - 1], hs[i])
     for (w, _), (gw, _) in zip(params, grads):
         if prob.l1:
             gw.add_(torch.sign(w), alpha=prob.l1)
         if prob.l2:
             gw.add_(w, alpha=2 * prob.l2)
-    return point, pred
+    return point.mT, pred.mT
 
 
 GRADIENTS = {"fused": fused_loss_and_grad, "autograd": autograd_loss_and_grad}
-_COMPILED: dict = {}
 
 
-def compiled(gradient: str):
-    """The gradient function under torch.compile: Inductor fuses each layer's elementwise work
-    and reductions into a few loops, so the activations stream through memory once or twice
-    instead of once per operation. The bee axis is dynamic: chunks of any size share a compile."""
-    if gradient not in _COMPILED:
-        _COMPILED[gradient] = torch.compile(GRADIENTS[gradient], dynamic=True)
-    return _COMPILED[gradient]
+def full_batch_epoch(gradient, flat, grad, layout, prob: Problem, opt, coefficients, active,
+                     alive):
+    """One epoch of full-batch training: the optimizer step the previous epoch's gradient calls
+    for (`coefficients` None before the first), then the loss and gradient at the new
+    parameters; bees whose loss is not finite are marked dead in `alive` (in place)."""
+    if coefficients is not None:
+        opt.update(flat, grad, active, *coefficients)
+    point, pred = gradient(flat, layout, prob, grad)
+    loss = prob.mean_train(point)
+    alive.logical_and_(torch.isfinite(loss).unsqueeze(1))
+    return point, pred, loss
+
+
+_COMPILED: list = []
+
+
+def compiled_epoch():
+    """`full_batch_epoch` under torch.compile: Inductor fuses each layer's elementwise work,
+    reductions and the optimizer's arithmetic into a few loops, and an epoch is one call instead
+    of a few dozen small kernels. The bee axis is dynamic: chunks of any size share a compile."""
+    if not _COMPILED:
+        _COMPILED.append(torch.compile(full_batch_epoch, dynamic=True))
+    return _COMPILED[0]
 
 
 def resolve_device(device: str) -> str:
@@ -369,9 +391,8 @@ class _Chunk:
                             n_train, batch.l1, batch.l2)
         self.opt = optim.OPTIMIZERS[batch.optimizer](self.flat, **batch.flags, **hyper)
         self.base_lr = hyper["lr"].to(device)
-        self.gradient = None
-        if batch.fused_ok:
-            self.gradient = compiled(gradient) if batch.compile else GRADIENTS[gradient]
+        self.gradient = GRADIENTS[gradient] if batch.fused_ok else None
+        self.epoch = compiled_epoch() if batch.compile else full_batch_epoch
         self.train_idx = torch.nonzero(train_w.reshape(-1) > 0).reshape(-1) if train_w is not None \
             else torch.arange(len(batch.x), device=device)
         self.drop = dropout_masks or (default_dropout_masks(batch, device, dtype)
@@ -430,8 +451,8 @@ class _Chunk:
         device = self.flat.device
         alive = torch.ones(n, 1, dtype=torch.bool, device=device)
         running = alive.clone()  # not stopped early
-        first_bad = torch.full((n,), -1, dtype=torch.int64, device=device)
-        stopped = first_bad.clone()
+        active = alive  # bees the next step moves: alive, and running with early stopping
+        stopped = torch.full((n,), -1, dtype=torch.int64, device=device)
         best = torch.full((n,), float("inf"), dtype=torch.float64, device=device)
         wait = torch.zeros(n, dtype=torch.int64, device=device)
         rec = self.recordings(res)
@@ -441,15 +462,23 @@ class _Chunk:
             n_val = len(b.x) - self.prob.n_train
 
         for epoch in range(b.epochs + 1):
-            if self.gradient is not None:  # also after the last step: the same kernels, same bits
-                point, pred = self.gradient(self.flat, self.layout, self.prob, self.grad)
+            coefficients = None
+            if epoch > 0:  # the step from epoch - 1 to epoch
+                if b.schedule != "constant":
+                    self.opt.set_lr(schedules.lr_for_epoch(b.schedule, b.schedule_params,
+                                                           self.base_lr, epoch - 1, b.epochs))
+                if self.gradient is not None:
+                    coefficients = self.opt.advance()
+                else:
+                    self.minibatch_steps(epoch - 1, active)
+            if self.gradient is not None:  # the step, then this epoch's loss and gradient
+                point, pred, loss = self.epoch(self.gradient, self.flat, self.grad, self.layout,
+                                               self.prob, self.opt, coefficients, active, alive)
             else:
                 point, pred = self.evaluate()
-            loss = self.prob.mean_train(point)
+                loss = self.prob.mean_train(point)
+                alive.logical_and_(torch.isfinite(loss).unsqueeze(1))
             rec["loss"][:, epoch] = loss
-            finite = torch.isfinite(loss).unsqueeze(1)
-            first_bad.masked_fill_((alive & ~finite).squeeze(1), epoch)
-            alive &= finite
             if "val_loss" in rec:
                 val = (point * val_w).sum(dim=(1, 2)) / n_val
                 rec["val_loss"][:, epoch] = val
@@ -460,25 +489,19 @@ class _Chunk:
                     stop = running.squeeze(1) & alive.squeeze(1) & (wait >= b.patience)
                     stopped.masked_fill_(stop, epoch)
                     running &= ~stop.unsqueeze(1)
+                    active = alive & running
             f = frame_of.get(epoch)
             if f is not None:
                 self.record(rec, f, pred)
-            if epoch < b.epochs:
-                active = alive & running
-                if b.schedule != "constant":
-                    self.opt.set_lr(schedules.lr_for_epoch(b.schedule, b.schedule_params,
-                                                           self.base_lr, epoch, b.epochs))
-                if self.gradient is not None:
-                    self.opt.step(self.flat, self.grad, active)
-                else:
-                    self.minibatch_steps(epoch, active)
             if on_epochs is not None:
                 on_epochs(n)
 
         if device.type != "cpu":
             for k, t in rec.items():
                 self.targets[k][...] = t.cpu().numpy()
-        res.diverged_epoch[lo:lo + n] = first_bad.cpu().numpy()
+        # a dead bee is frozen, so its loss stays non-finite from the epoch it died
+        bad = ~np.isfinite(self.targets["loss"])
+        res.diverged_epoch[lo:lo + n] = np.where(bad.any(axis=1), bad.argmax(axis=1), -1)
         res.stopped_epoch[lo:lo + n] = stopped.cpu().numpy()
 
     def record(self, rec: dict, f: int, pred) -> None:

@@ -17,6 +17,17 @@ class Activation:
     name: str
     fn: object  # z -> a
     grad: object  # (z, a) -> da/dz
+    backprop: object = None  # (g, z, a) -> g * da/dz in one kernel, where torch has one
+
+    def chain(self, g, z, a):
+        """The gradient with respect to z, given the gradient g with respect to a."""
+        return self.backprop(g, z, a) if self.backprop else g * self.grad(z, a)
+
+    @property
+    def zero_at_zero(self) -> bool:
+        """act(0) == 0: a padded unit (zero weights in and out) then outputs exactly 0 and needs
+        no mask."""
+        return float(self.fn(torch.zeros(1, dtype=torch.float64))) == 0.0
 
     def __repr__(self):
         return f"Activation({self.name})"
@@ -50,7 +61,8 @@ ACTIVATIONS = {
     a.name: a
     for a in [
         # sign(relu(z)) is (z > 0) as a float, and several times faster than comparing
-        Activation("relu", torch.relu, lambda z, a: torch.sign(a)),
+        Activation("relu", torch.relu, lambda z, a: torch.sign(a),
+                   lambda g, z, a: torch.ops.aten.threshold_backward(g, a, 0)),
         Activation("tanh", torch.tanh, lambda z, a: 1 - a * a),
         Activation("tanhshrink", lambda z: z - torch.tanh(z), lambda z, a: (z - a).square()),
         Activation("sigmoid", torch.sigmoid, lambda z, a: a * (1 - a)),

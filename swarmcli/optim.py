@@ -16,6 +16,11 @@ A bee that is not `alive` (diverged) is frozen: its gradient is zeroed and its s
 AdamW decay factor 1), so its parameters stay exactly as they were even when its gradient is NaN.
 `set_lr` changes the per-bee lr for the coming steps, as an lr scheduler changes `group["lr"]`.
 
+A step is two halves: `coefficients()` works out, in Python floats as torch.optim does, the
+[bees, 1] factors that depend on the step count or lr (bias corrections, ...); `update()` is pure
+tensor arithmetic with no Python number that changes between steps, so the engine can run it
+inside one compiled graph with the rest of the epoch.
+
 Keyword arguments an optimizer does not use are ignored, so a caller may pass every hyper-parameter
 and flag to any optimizer.
 """
@@ -81,6 +86,22 @@ class BatchedOptimizer:
             raise ValueError(f"{name} has {v.shape[0]} values for {self.bees} bees")
         return v.clone()
 
+    def step(self, p: torch.Tensor, g: torch.Tensor, alive: torch.Tensor) -> None:
+        """One optimizer step of every bee; `alive` [bees, 1] bool, False freezes a bee."""
+        self.update(p, g, alive, *self.advance())
+
+    def advance(self) -> tuple[torch.Tensor, ...]:
+        """Count a step and return its coefficients, for an `update` the caller runs."""
+        self.t += 1
+        return self.coefficients()
+
+    def coefficients(self) -> tuple[torch.Tensor, ...]:
+        """This step's factors (self.t is the step number, from 1)."""
+        return ()
+
+    def update(self, p, g, alive, *coefficients) -> None:
+        raise NotImplementedError
+
     def h(self, name: str) -> torch.Tensor:
         return self.hp[name].to(self.dtype)
 
@@ -136,21 +157,23 @@ class SGD(BatchedOptimizer):
         self.mom = self.h("momentum")
         self.one_minus_damp = (1 - self.hp["dampening"]).to(self.dtype)
         self.wd = self.h("weight_decay")
+        # the first step's buffer is the gradient itself: 0 * (zero buffer) + 1 * d
+        self.first = (torch.zeros_like(self.mom), torch.ones_like(self.mom))
         self._lr_changed()
 
     def _lr_changed(self):
         self.neg_lr = -self.h("lr")
 
-    def step(self, p: torch.Tensor, g: torch.Tensor, alive: torch.Tensor) -> None:
-        self.t += 1
+    def coefficients(self):
+        keep, take = self.first if self.t == 1 else (self.mom, self.one_minus_damp)
+        return self.neg_lr, keep, take
+
+    def update(self, p, g, alive, neg_lr, keep, take):
         d = self._l2(p, g, alive)
         if self.use_momentum:
-            if self.t == 1:
-                self.buf.copy_(d)
-            else:
-                self.buf.mul_(self.mom).addcmul_(d, self.one_minus_damp)
+            self.buf.mul_(keep).addcmul_(d, take)
             d = d.addcmul(self.buf, self.mom) if self.nesterov else self.buf
-        p.addcmul_(d, self.neg_lr * alive)
+        p.addcmul_(d, neg_lr * alive)
 
 
 class Adam(BatchedOptimizer):
@@ -174,21 +197,23 @@ class Adam(BatchedOptimizer):
         if self.decoupled:  # torch: param.mul_(1 - lr * weight_decay)
             self.decay = (1 - self.hp["lr"] * self.hp["weight_decay"]).to(self.dtype)
 
-    def step(self, p, g, alive):
-        self.t += 1
+    def coefficients(self):
+        step_size = (self.hp["lr"] / self._py(lambda t, b1: 1 - b1**t, "beta1")).to(self.dtype)
+        bc2_sqrt = self._py(lambda t, b2: (1 - b2**t) ** 0.5, "beta2").to(self.dtype)
+        decay = self.decay if self.decoupled else None
+        return -step_size, bc2_sqrt, decay
+
+    def update(self, p, g, alive, neg_step, bc2_sqrt, decay):
         if self.decoupled:
             if self.use_wd:
-                p.mul_(torch.where(alive, self.decay, 1.0))
+                p.mul_(torch.where(alive, decay, 1.0))
             d = torch.where(alive, g, 0.0)
         else:
             d = self._l2(p, g, alive)
         self.m.lerp_(d, self.one_minus_b1)
         self.v.mul_(self.b2).addcmul_(d, d * self.one_minus_b2)
-        hp = self.hp
-        step_size = (hp["lr"] / self._py(lambda t, b1: 1 - b1**t, "beta1")).to(self.dtype)
-        bc2_sqrt = self._py(lambda t, b2: (1 - b2**t) ** 0.5, "beta2").to(self.dtype)
         denom = (self.v.sqrt() / bc2_sqrt).add_(self.eps)
-        p.addcdiv_(self.m * (-step_size * alive), denom)  # torch: p + (-step * m) / denom
+        p.addcdiv_(self.m * (neg_step * alive), denom)  # torch: p + (-step * m) / denom
 
 
 class AdamW(Adam):
@@ -222,8 +247,10 @@ class RMSprop(BatchedOptimizer):
     def _lr_changed(self):
         self.neg_lr = -self.h("lr")
 
-    def step(self, p, g, alive):
-        self.t += 1
+    def coefficients(self):
+        return (self.neg_lr,)
+
+    def update(self, p, g, alive, neg_lr):
         d = self._l2(p, g, alive)
         self.square_avg.mul_(self.alpha).addcmul_(d, d * self.one_minus_alpha)
         if self.centered:
@@ -232,7 +259,7 @@ class RMSprop(BatchedOptimizer):
         else:
             avg = self.square_avg.sqrt()
         avg.add_(self.eps)
-        neg_lr = self.neg_lr * alive
+        neg_lr = neg_lr * alive
         if not self.use_momentum:
             p.addcdiv_(d * neg_lr, avg)
             return
@@ -255,13 +282,15 @@ class Adagrad(BatchedOptimizer):
         self.use_wd = bool((self.hp["weight_decay"] != 0).any())
         self.eps, self.wd = self.h("eps"), self.h("weight_decay")
 
-    def step(self, p, g, alive):
-        self.t += 1
-        d = self._l2(p, g, alive)
+    def coefficients(self):
         clr = self.hp["lr"] / (1 + (self.t - 1) * self.hp["lr_decay"])
+        return ((-clr).to(self.dtype),)
+
+    def update(self, p, g, alive, neg_clr):
+        d = self._l2(p, g, alive)
         self.sum.addcmul_(d, d)
         std = self.sum.sqrt().add_(self.eps)
-        p.addcdiv_(d * (-clr).to(self.dtype).mul_(alive), std)
+        p.addcdiv_(d * (neg_clr * alive), std)
 
 
 class Adamax(BatchedOptimizer):
@@ -277,13 +306,15 @@ class Adamax(BatchedOptimizer):
         self.b2, self.one_minus_b1 = self.h("beta2"), (1 - self.hp["beta1"]).to(self.dtype)
         self.eps, self.wd = self.h("eps"), self.h("weight_decay")
 
-    def step(self, p, g, alive):
-        self.t += 1
+    def coefficients(self):
+        clr = self.hp["lr"] / self._py(lambda t, b1: 1 - b1**t, "beta1")
+        return ((-clr).to(self.dtype),)
+
+    def update(self, p, g, alive, neg_clr):
         d = self._l2(p, g, alive)
         self.m.lerp_(d, self.one_minus_b1)
         torch.maximum(self.u.mul_(self.b2), d.abs().add_(self.eps), out=self.u)
-        clr = self.hp["lr"] / self._py(lambda t, b1: 1 - b1**t, "beta1")
-        p.addcdiv_(self.m * (-clr).to(self.dtype).mul_(alive), self.u)
+        p.addcdiv_(self.m * (neg_clr * alive), self.u)
 
 
 class NAdam(BatchedOptimizer):
@@ -305,24 +336,26 @@ class NAdam(BatchedOptimizer):
         self.one_minus_b2 = (1 - self.hp["beta2"]).to(self.dtype)
         self.eps, self.wd = self.h("eps"), self.h("weight_decay")
 
-    def step(self, p, g, alive):
-        self.t += 1
+    def coefficients(self):
         bc2 = self._py(lambda t, b2: 1 - b2**t, "beta2").to(self.dtype)
-        d = self._l2(p, g, alive)
         mu = self._py(lambda t, b1, md: b1 * (1.0 - 0.5 * (0.96 ** (t * md))),
                       "beta1", "momentum_decay")
         mu_next = self._py(lambda t, b1, md: b1 * (1.0 - 0.5 * (0.96 ** ((t + 1) * md))),
                            "beta1", "momentum_decay")
         self.mu_product.mul_(mu.to(self.mu_product.dtype))
         mu_product = self.mu_product.double()
-        self.m.lerp_(d, self.one_minus_b1)
-        self.v.mul_(self.b2).addcmul_(d, d * self.one_minus_b2)
-        denom = self.v.div(bc2).sqrt_().add_(self.eps)
         lr = self.hp["lr"]
         c_grad = -lr * (1.0 - mu) / (1.0 - mu_product)
         c_avg = (-lr * mu_next) / (1.0 - mu_product * mu_next)
-        p.addcdiv_(d * c_grad.to(self.dtype).mul_(alive), denom)
-        p.addcdiv_(self.m * c_avg.to(self.dtype).mul_(alive), denom)
+        return bc2, c_grad.to(self.dtype), c_avg.to(self.dtype)
+
+    def update(self, p, g, alive, bc2, c_grad, c_avg):
+        d = self._l2(p, g, alive)
+        self.m.lerp_(d, self.one_minus_b1)
+        self.v.mul_(self.b2).addcmul_(d, d * self.one_minus_b2)
+        denom = self.v.div(bc2).sqrt_().add_(self.eps)
+        p.addcdiv_(d * (c_grad * alive), denom)
+        p.addcdiv_(self.m * (c_avg * alive), denom)
 
 
 OPTIMIZERS: dict[str, type[BatchedOptimizer]] = {

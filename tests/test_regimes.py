@@ -217,18 +217,29 @@ def test_every_optimizer_in_the_engine(name, dtype, tol):
     """Each optimizer trains the MLP exactly as torch.optim does, bee for bee. rmsprop runs
     centered in float64 (so the flag reaches the batched optimizer); in float32 centered rmsprop
     divides by sqrt(v - m^2), which turns rounding-order differences into 3e-5 after 30 epochs,
-    so float32 checks the plain variant."""
+    so float32 checks the plain variant. Even plain rmsprop's early, nearly sign-like steps
+    amplify float32 rounding: torch's own float32 run ends 1.6e-5 from its float64 run (the
+    engine's 9e-7), so in float32 each value must be within tol of torch's float32 or float64."""
     hyper = OPTIMIZER_ZOO[name]
     flags = {"centered": dtype == "float64"} if name == "rmsprop" else {}
     b = batch(name, hyper={k: [v] for k, v in hyper.items()}, flags=flags, dtype=dtype)
     res = engine.train(b)
     init = nn.init_params(b.seed, b.depth, WIDTH, b.bees)
+
+    def reference(bee, dt):
+        return train_one_bee([(w[bee], bb[bee]) for w, bb in init], X, Y, DEPTH, WIDTH, "tanh",
+                             name, {**hyper, "centered": False, **flags}, EPOCHS, dt)
+
     for bee in range(b.bees):
-        loss, pred = train_one_bee([(w[bee], bb[bee]) for w, bb in init], X, Y, DEPTH, WIDTH,
-                                   "tanh", name, {**hyper, "centered": False, **flags}, EPOCHS,
-                                   getattr(torch, dtype))
-        np.testing.assert_allclose(res.loss[bee], loss, rtol=tol, atol=tol)
-        np.testing.assert_allclose(res.ypred[bee], pred, rtol=tol, atol=tol)
+        got, want = (res.loss[bee], res.ypred[bee]), reference(bee, getattr(torch, dtype))
+        if dtype == "float32":  # torch's own float32 run can stray from float64 by more than tol
+            exact = reference(bee, torch.float64)
+            for g, w, e in zip(got, want, exact):
+                close = lambda a, r: np.abs(a - r) <= tol * (1 + np.abs(r))  # noqa: E731
+                assert (close(g, w) | close(g, e)).all(), np.abs(g - w).max()
+        else:
+            for g, w in zip(got, want):
+                np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("schedule, params", [
