@@ -141,7 +141,7 @@ def per_bee_loop(batch: engine.Batch, bees_per_cell: int | None = None) -> Recor
         init = initial_params(batch, width, n)
         hp = cell_hyper(batch, k)
         for bee in range(n):
-            net = sequential(batch.depth, width, batch.activation).to(dtype)
+            net = sequential(batch.depth, width, batch.activations[k]).to(dtype)
             load_bee(net, init, bee)
             linears = [m for m in net if isinstance(m, torch.nn.Linear)]
             opt = torch_optimizer(batch.optimizer, net.parameters(), hp, nesterov(batch))
@@ -226,7 +226,7 @@ def torch_func_ensemble(batch: engine.Batch, bees_per_cell: int | None = None) -
         init = initial_params(batch, width, n)
         models = []
         for bee in range(n):
-            net = sequential(batch.depth, width, batch.activation).to(dtype)
+            net = sequential(batch.depth, width, batch.activations[k]).to(dtype)
             load_bee(net, init, bee)
             models.append(net)
         stacked, buffers = stack_module_state(models)

@@ -27,7 +27,7 @@ class Batch:
     depth: int
     widths: list[int]
     bees: int
-    activation: str
+    activation: str | list[str]  # one for every cell, or one per cell
     optimizer: str
     hyper: dict[str, list[float]]  # per cell (lists or [cells] tensors)
     x: np.ndarray  # every point, training and validation
@@ -60,6 +60,12 @@ class Batch:
     @property
     def width(self) -> int:
         return max(self.widths)
+
+    @property
+    def activations(self) -> list[str]:
+        """The activation of each cell."""
+        a = self.activation
+        return [a] * len(self.widths) if isinstance(a, str) else list(a)
 
     @property
     def total_bees(self) -> int:
@@ -137,7 +143,7 @@ class Problem:
 
     x: torch.Tensor  # [1, points, 1]
     y: torch.Tensor
-    act: nn.Activation
+    act: nn.Activation | nn.Mixed
     mask: torch.Tensor | None  # [bees, 1, width] for padded cells
     loss: str
     delta: float
@@ -376,8 +382,9 @@ class _Chunk:
         self.grad = torch.zeros_like(self.flat)
         self.views = layout.views(self.flat)
         self.norms = [nn.BatchNorm(g, b) for g, b in layout.norm_views(self.flat)]
-        mask = None
-        if len(set(batch.widths)) > 1:
+        act = nn.activation_of_bees(batch.activations, batch.bees, lo, lo + n, batch.leaky_slope)
+        mask = None  # padded units have zero weights in and out: only act(0) != 0 makes them move
+        if len(set(batch.widths)) > 1 and not act.zero_at_zero:
             mask = (torch.arange(batch.width) < widths[:, None]).to(device=device, dtype=dtype)
             mask = mask.reshape(n, 1, batch.width)
         train_w = None
@@ -386,9 +393,8 @@ class _Chunk:
             tw = torch.as_tensor(~batch.val_mask, dtype=dtype, device=device).reshape(1, -1, 1)
             train_w, n_train = tw, int((~batch.val_mask).sum())
         t = lambda a: torch.as_tensor(a, dtype=dtype, device=device).reshape(1, -1, 1)  # noqa: E731
-        self.prob = Problem(t(batch.x), t(batch.y), nn.activation(batch.activation,
-                            batch.leaky_slope), mask, batch.loss, batch.huber_delta, train_w,
-                            n_train, batch.l1, batch.l2)
+        self.prob = Problem(t(batch.x), t(batch.y), act, mask, batch.loss, batch.huber_delta,
+                            train_w, n_train, batch.l1, batch.l2)
         self.opt = optim.OPTIMIZERS[batch.optimizer](self.flat, **batch.flags, **hyper)
         self.base_lr = hyper["lr"].to(device)
         self.gradient = GRADIENTS[gradient] if batch.fused_ok else None

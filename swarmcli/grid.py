@@ -2,8 +2,8 @@
 
 A grid axis is one config key and its list of values; a paired axis is several keys whose lists
 vary together (seed 001's 1x60 vs 2x10). Cells are the product of the axes, first axis outermost.
-Cells that differ only in width or in optimizer hyper-parameters share one batch: width by
-zero-padding, hyper-parameters as per-bee tensors.
+Cells that differ only in width, activation or optimizer hyper-parameters share one batch: width
+by zero-padding, activation by slices of the bee axis, hyper-parameters as per-bee tensors.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from swarmcli import config
 from swarmcli.config import SwarmConfig, SwarmError
 
 # Keys a batch may vary per cell (see engine.Batch); every other key must match to share a batch.
-BATCHABLE = ("model.width", "optim.lr", "optim.momentum", "optim.dampening",
+BATCHABLE = ("model.width", "model.activation", "optim.lr", "optim.momentum", "optim.dampening",
              "optim.weight_decay", "optim.betas", "optim.eps", "optim.alpha", "optim.lr_decay",
              "optim.initial_accumulator_value", "optim.momentum_decay")
 
@@ -124,8 +124,13 @@ def batch_key(cell: Cell) -> str:
 
 
 def batches(cells: list[Cell]) -> list[list[Cell]]:
-    """Group cells into batches that can train together, in order of first appearance."""
+    """Group cells into batches that can train together, in order of first appearance; within a
+    batch, cells of one activation sit next to each other (one kernel per activation)."""
     groups: dict[str, list[Cell]] = {}
     for c in cells:
         groups.setdefault(batch_key(c), []).append(c)
-    return list(groups.values())
+    out = []
+    for group in groups.values():
+        order = list(dict.fromkeys(c.cfg.model.activation for c in group))
+        out.append(sorted(group, key=lambda c: order.index(c.cfg.model.activation)))
+    return out

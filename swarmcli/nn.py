@@ -60,7 +60,7 @@ def _softplus_grad(z, a):  # as torch's softplus_backward, beta 1, threshold 20
 ACTIVATIONS = {
     a.name: a
     for a in [
-        # sign(relu(z)) is (z > 0) as a float, and several times faster than comparing
+        # relu's backward keeps g where a > 0: one kernel (sign(a) is (z > 0) as a float)
         Activation("relu", torch.relu, lambda z, a: torch.sign(a),
                    lambda g, z, a: torch.ops.aten.threshold_backward(g, a, 0)),
         Activation("tanh", torch.tanh, lambda z, a: 1 - a * a),
@@ -80,6 +80,49 @@ ACTIVATIONS = {
 def activation(name: str, leaky_slope: float = LEAKY_SLOPE) -> Activation:
     """The named activation; leaky_relu takes its negative slope from the config."""
     return _leaky(leaky_slope) if name == "leaky_relu" else ACTIVATIONS[name]
+
+
+@dataclass(frozen=True)
+class Mixed:
+    """Different activations for consecutive runs of bees (the cells of one batch), each applied
+    to its own slice of the bee axis: cells that differ only in activation train as one batch,
+    one kernel per activation instead of one batch each."""
+
+    parts: tuple[tuple[Activation, int], ...]  # (activation, bees), in bee order
+
+    def _each(self, f, *ts):
+        out, lo = torch.empty_like(ts[0]), 0
+        for act, n in self.parts:
+            out[lo:lo + n] = f(act, *(t[lo:lo + n] for t in ts))
+            lo += n
+        return out
+
+    def fn(self, z):
+        return self._each(lambda act, z: act.fn(z), z)
+
+    def chain(self, g, z, a):
+        return self._each(lambda act, g, z, a: act.chain(g, z, a), g, z, a)
+
+    @property
+    def zero_at_zero(self) -> bool:
+        return all(act.zero_at_zero for act, _ in self.parts)
+
+
+def activation_of_bees(names: list[str], per_name: int, lo: int, hi: int,
+                       leaky_slope: float = LEAKY_SLOPE):
+    """The activation of bees lo..hi-1 of a batch whose cells (`per_name` bees each) use
+    `names`: one Activation when they share it, else a Mixed one."""
+    parts = []
+    for k, name in enumerate(names):
+        n = min(hi, (k + 1) * per_name) - max(lo, k * per_name)
+        if n <= 0:
+            continue
+        if parts and parts[-1][0] == name:
+            parts[-1][1] += n
+        else:
+            parts.append([name, n])
+    acts = tuple((activation(name, leaky_slope), n) for name, n in parts)
+    return acts[0][0] if len(acts) == 1 else Mixed(acts)
 
 
 class Sin(torch.nn.Module):
@@ -175,8 +218,9 @@ def init_params(seed: int, depth: int, width: int, bees: int, init: str = "defau
 def pad_params(params, width: int):
     """Zero-pad hidden units up to `width` so cells of different width share one batch.
 
-    Padded units start at zero and, masked in the forward pass, get zero gradient: they stay zero
-    and change nothing, which keeps the padded batch exact."""
+    A padded unit has zero weights in and out, so its weights get zero gradient and stay zero:
+    where act(0) = 0 it outputs exactly 0, elsewhere the engine masks its output. Either way it
+    changes nothing, which keeps the padded batch exact."""
     out = []
     last = len(params) - 1
     for layer, (w, b) in enumerate(params):

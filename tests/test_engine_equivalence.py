@@ -74,6 +74,24 @@ def test_unpadded_batch_matches_reference(width):
     np.testing.assert_allclose(res.ypred, ref_pred, rtol=1e-10, atol=1e-10)
 
 
+MIXED = [("relu", 3), ("sigmoid", 20), ("sigmoid", 1), ("tanh", 20), ("softplus", 3)]
+
+
+@pytest.mark.parametrize("chunk_bees", [None, 3])
+@pytest.mark.parametrize("gradient", ["fused", "autograd"])
+def test_cells_of_different_activations_share_a_batch(gradient, chunk_bees):
+    """Cells that differ in activation (and width) train as one batch, each activation on its
+    own slice of the bee axis, and still match the reference bee for bee; sigmoid and softplus
+    (act(0) != 0) need the padding mask, relu and tanh do not. A chunk of 3 bees spans cells."""
+    batch = engine_batch(2, [a for a, _ in MIXED], "adam", "float64", widths=[w for _, w in MIXED])
+    res = engine.train(batch, gradient=gradient, chunk_bees=chunk_bees)
+    for k, (activation, width) in enumerate(MIXED):
+        ref_loss, ref_pred = reference_run(2, activation, "adam", "float64", widths=[width])
+        cell = slice(k * BEES, (k + 1) * BEES)
+        np.testing.assert_allclose(res.loss[cell], ref_loss, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(res.ypred[cell], ref_pred, rtol=1e-10, atol=1e-10)
+
+
 def test_per_bee_hyper_parameters_in_one_batch():
     """Cells differing only in lr and momentum share a batch and still match the reference."""
     lrs, moms = [0.002, 0.01, 0.05], [0.7, 0.9, 0.95]
@@ -121,8 +139,9 @@ def test_chunked_training_equals_one_chunk():
 
 
 def test_compiled_step_matches_eager():
-    """train.compile=on runs the same fused maths through torch.compile (Inductor)."""
-    batch = engine_batch(2, "tanh", "adam", "float64", widths=[3, 20], epochs=20)
+    """train.compile=on runs the same epoch (optimizer step, fused loss and gradient, divergence
+    mask) through torch.compile (Inductor), here for two activations in one batch."""
+    batch = engine_batch(2, ["tanh", "relu"], "adam", "float64", widths=[3, 20], epochs=20)
     eager = engine.train(batch)
     batch.compile = True
     fast = engine.train(batch)
