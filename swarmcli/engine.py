@@ -108,6 +108,7 @@ class Layout:
                     self.norm_entries.append((off, (1, fo)))
                     off += fo
         self.size = off
+        self._layers: dict = {}
 
     def _view(self, flat, entry):
         off, (a, b) = entry
@@ -117,6 +118,18 @@ class Layout:
         """(W, b) views [bees, in, out], [bees, 1, out] into a flat [bees, P] tensor."""
         v = [self._view(flat, e) for e in self.entries]
         return list(zip(v[0::2], v[1::2]))
+
+    def layers(self, flat: torch.Tensor):
+        """(W, b, W^T, b^T) views of each layer, built once per buffer: the fused path's
+        persistent parameter and gradient buffers then cost no view ops per epoch (a buffer's
+        views keep its memory, so no other buffer can reuse its address). Under torch.compile
+        views are free, and built inside the graph."""
+        if torch.compiler.is_compiling():
+            return [(w, b, w.mT, b.mT) for w, b in self.views(flat)]
+        key = (flat.data_ptr(), flat.shape, flat.stride(), flat.dtype, flat.device)
+        if key not in self._layers:
+            self._layers[key] = [(w, b, w.mT, b.mT) for w, b in self.views(flat)]
+        return self._layers[key]
 
     def norm_views(self, flat: torch.Tensor):
         """(gamma, beta) of each hidden layer, [bees, 1, width] each."""
@@ -189,18 +202,18 @@ def fused_loss_and_grad(flat, layout, prob: Problem, grad_out):
     per-unit weight along the points, and summing over the points, then run over contiguous
     memory (torch's CPU kernels are several times faster so than over a short inner unit axis),
     and the first layer's weight gradient is one matrix-vector product for all bees."""
-    params = layout.views(flat)
-    grads = layout.views(grad_out)
+    params = layout.layers(flat)
+    grads = layout.layers(grad_out)
     last = len(params) - 1
     act, x = prob.act, prob.x.mT  # [1, 1, points]
     mask = None if prob.mask is None else prob.mask.mT  # [bees, width, 1]
     zs, hs = [], [x]
     h = x
-    for i, (w, b) in enumerate(params):
+    for i, (_, _, wt, bt) in enumerate(params):
         if i == 0:  # fan_in 1: an outer product
-            z = w.mT * x + b.mT
+            z = wt * x + bt
         else:
-            z = torch.bmm(w.mT, h) + b.mT
+            z = torch.bmm(wt, h) + bt
         if i == last:
             pred = z  # [bees, 1, points]
             break
@@ -216,7 +229,7 @@ def fused_loss_and_grad(flat, layout, prob: Problem, grad_out):
         g = g * prob.train_w.mT
     for i in range(last, -1, -1):
         w = params[i][0]
-        gw, gb = grads[i]
+        gw, gb = grads[i][:2]
         gb.copy_(g.sum(dim=2).unsqueeze(1))
         if i == 0:  # one matrix-vector product: every bee's and unit's sum over points of g * x
             n, units, pts = g.shape
@@ -225,7 +238,7 @@ def fused_loss_and_grad(flat, layout, prob: Problem, grad_out):
         gw.copy_(torch.bmm(hs[i], g.mT))
         g = w * g if i == last else torch.bmm(w, g)  # fan_out 1: an outer product
         g = act.chain(g, zs[i - 1], hs[i])
-    for (w, _), (gw, _) in zip(params, grads):
+    for (w, *_), (gw, *_) in zip(params, grads):
         if prob.l1:
             gw.add_(torch.sign(w), alpha=prob.l1)
         if prob.l2:
