@@ -10,12 +10,13 @@ contender alike):
 
     per-bee loop         baselines.per_bee_loop: torch.nn.Sequential + torch.optim, bee by bee
     torch.func           baselines.torch_func_ensemble: stack_module_state + vmap(grad(...))
-    engine autograd      engine.train(batch, gradient="autograd"), uncompiled: the previous
-                         engine version
+    engine autograd      engine.train(batch, gradient="autograd"), uncompiled: the engine's
+                         first version (autograd backward), with today's batching
     engine fused, eager  engine.train(batch) with train.compile=off (`swarm run`'s default for
-                         runs under ~5e9 bee-unit-point-epochs)
-    engine fused, compiled  the same with train.compile=on (the default above); the compile
-                         itself happens in the untimed warm-up and is reported apart
+                         runs under ~2e10 bee-unit-point-epochs)
+    engine fused, compiled  the same with train.compile=on (the default above): each epoch
+                         (step, loss, gradient) is one compiled graph; the compile itself
+                         happens in the untimed warm-up and is reported apart
 
 Where a contender would take too long it trains the first bees of each cell and its time is
 scaled linearly to the whole workload (marked `~` in the table). Before any ratio is reported
@@ -60,12 +61,12 @@ CONTENDERS = {  # key -> label, in table order
     "per_bee": "per-bee loop",
     "torch_func": "torch.func",
     "autograd": "engine autograd",
-    "fused_eager": "engine fused, eager",  # train.compile=off (the default below ~5e9 work)
+    "fused_eager": "engine fused, eager",  # train.compile=off (the default below ~2e10 work)
     "fused_compiled": "engine fused, compiled",  # train.compile=on (the default above it)
 }
 BASELINES = ("per_bee", "torch_func", "autograd")  # each gets a "speed-up vs" column
-# Engine contenders: (gradient, compile); the autograd path is the previous engine version,
-# which never compiled. Compile time is not timed (warm-up), and reported apart.
+# Engine contenders: (gradient, compile); the autograd path is the engine's first version (it
+# never compiled). Compile time is not timed (warm-up), and reported apart.
 ENGINE = {"autograd": ("autograd", False), "fused_eager": ("fused", False),
           "fused_compiled": ("fused", True)}
 TOL64 = 1e-6  # final-loss agreement required of a float64 re-check

@@ -114,7 +114,7 @@ class TrainConfig:
     min_delta: float = 0.0  # an improvement must beat the best by more than this
     stride: int = 1  # record every `stride` epochs (the first and last epoch always)
     memory_limit_gb: float | None = None  # recording budget; default: half the free memory
-    compile: str = "auto"  # torch.compile the fused step: auto (large runs), on, off
+    compile: str = "auto"  # torch.compile each epoch as one graph: auto (large runs), on, off
 
 
 @dataclass

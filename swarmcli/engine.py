@@ -55,7 +55,7 @@ class Batch:
     frames: list[int] = field(default_factory=list)  # epochs to record, 0 = initial state
     device: str = "cpu"
     dtype: str = "float32"
-    compile: bool = False  # torch.compile the fused step: fewer, fused kernels per epoch
+    compile: bool = False  # torch.compile each epoch: one graph of fused kernels per epoch
 
     @property
     def width(self) -> int:

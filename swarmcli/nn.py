@@ -91,11 +91,11 @@ class Mixed:
     parts: tuple[tuple[Activation, int], ...]  # (activation, bees), in bee order
 
     def _each(self, f, *ts):
-        out, lo = torch.empty_like(ts[0]), 0
+        out, lo = [], 0
         for act, n in self.parts:
-            out[lo:lo + n] = f(act, *(t[lo:lo + n] for t in ts))
+            out.append(f(act, *(t[lo:lo + n] for t in ts)))
             lo += n
-        return out
+        return torch.cat(out)
 
     def fn(self, z):
         return self._each(lambda act, z: act.fn(z), z)

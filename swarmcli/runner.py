@@ -63,9 +63,10 @@ def make_batch(cells: list[grid.Cell]) -> engine.Batch:
                                             * m.width * m.depth * tr.epochs))
 
 
-# Above this many bee-unit-point-epochs (eager: ~30 s here) compiling pays for itself: ~30 s
-# the first time, a few seconds once Inductor's on-disk cache holds the kernels.
-COMPILE_WORK = 5e9
+# Above this many bee-unit-point-epochs (eager: ~30 s here, compiled ~2.4x faster) compiling
+# pays for itself: ~30 s the first time, a few seconds once Inductor's on-disk cache holds the
+# kernels.
+COMPILE_WORK = 2e10
 
 
 def use_compile(setting: str, work: float) -> bool:
