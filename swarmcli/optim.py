@@ -44,6 +44,8 @@ DEFAULTS: dict[str, dict[str, object]] = {
               "momentum_decay": 4e-3},
 }
 
+STEP_BLOCK = 256  # steps of Python-float factors (bias corrections...) worked out at once
+
 # Valid range of each per-bee hyper-parameter, as torch.optim checks it (dampening: unchecked).
 _RANGES = {
     "lr": (0.0, None), "momentum": (0.0, None), "weight_decay": (0.0, None), "eps": (0.0, None),
@@ -77,6 +79,7 @@ class BatchedOptimizer:
                 raise ValueError(f"invalid {k}={v[i, 0].item()!r} for bee {i}")
         self.t = 0
         self._unique: dict[tuple[str, ...], tuple[list, torch.Tensor]] = {}
+        self._tables: dict = {}  # (fn, names) -> (first step, [STEP_BLOCK, combinations])
 
     def _per_bee(self, name: str, v) -> torch.Tensor:
         v = torch.as_tensor(v).to(device=self.device, dtype=torch.float64).reshape(-1, 1)
@@ -117,15 +120,24 @@ class BatchedOptimizer:
         """[bees, 1] float64: fn(step, *hyper) evaluated in Python floats once per distinct
         combination of the named hyper-parameters, as torch.optim evaluates `beta1 ** step` and
         the like. (torch's `x ** 3` is x * x * x and its vectorised pow is Sleef's, both a few
-        ulps off Python's pow.)"""
+        ulps off Python's pow.)
+
+        Worked out for a block of steps at a time and kept on the device: a step then copies
+        nothing from the host, which on a GPU would wait for the queued work to finish."""
         if names not in self._unique:
             cols = torch.cat([self.hp[n] for n in names], dim=1)
             rows, inv = torch.unique(cols.cpu(), dim=0, return_inverse=True)
             self._unique[names] = rows.tolist(), inv.to(self.device)
         rows, inv = self._unique[names]
-        step = float(self.t)
-        vals = torch.tensor([fn(step, *r) for r in rows], dtype=torch.float64)
-        return vals.to(self.device)[inv].reshape(-1, 1)
+        key = (fn.__code__, names)  # the same lambda, written once, has one code object
+        start, table = self._tables.get(key, (0, None))
+        if table is None or not start <= self.t < start + STEP_BLOCK:
+            start = self.t
+            table = torch.tensor([[fn(float(t), *r) for r in rows]
+                                  for t in range(start, start + STEP_BLOCK)],
+                                 dtype=torch.float64).to(self.device)
+            self._tables[key] = start, table
+        return table[self.t - start][inv].reshape(-1, 1)
 
     def _l2(self, p: torch.Tensor, g: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
         """The gradient with L2 weight decay added (torch: grad.add(param, alpha=wd)), zeroed for

@@ -133,6 +133,17 @@ def test_matches_torch_bee_for_bee(case, dtype):
             assert (flat[i] - flat[j]).abs().max() > 1e-3, (i, j)
 
 
+@pytest.mark.parametrize("case", ["adam", "adamax", "nadam"])
+def test_step_factors_across_blocks(case, monkeypatch):
+    """Bias corrections and the like are worked out a block of steps at a time: with blocks of
+    7 steps, 50 steps cross seven block boundaries and still match torch bee for bee."""
+    monkeypatch.setattr(optim, "STEP_BLOCK", 7)
+    name, flags, hyper = CASES[case]
+    flat = run_batched(name, flags, hyper, torch.float64)
+    for bee in range(BEES):
+        assert_close(flat[bee], run_torch(name, flags, hyper, bee, torch.float64), 1e-10)
+
+
 @pytest.mark.parametrize("case", ["sgd", "adam", "adamw", "rmsprop", "adagrad", "adamax",
                                   "nadam"])
 def test_dead_bees_stay_frozen_with_nan_gradient(case):
