@@ -199,8 +199,8 @@ def fused_loss_and_grad(flat, layout, prob: Problem, grad_out):
     """Hand-derived forward and backward of an MLP's loss, a few batched kernels per layer.
 
     Activations are laid out [bees, units, points], points innermost: broadcasting a bee's
-    per-unit weight along the points, and summing over the points, then run over contiguous
-    memory (torch's CPU kernels are several times faster so than over a short inner unit axis),
+    per-unit weight along the points, and summing over the points, then run along contiguous
+    memory (torch's CPU kernels run several times faster so than along the short unit axis),
     and the first layer's weight gradient is one matrix-vector product for all bees."""
     params = layout.layers(flat)
     grads = layout.layers(grad_out)
