@@ -158,3 +158,11 @@ def test_cuda_matches_cpu():
     gpu = engine.train(batch)
     np.testing.assert_allclose(gpu.loss, cpu.loss, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(gpu.ypred, cpu.ypred, rtol=1e-9, atol=1e-9)
+
+
+def test_freed_memory_is_kept_on_glibc():
+    """engine.train asks glibc (where it runs on glibc) to keep freed buffers: the values it
+    sets must be ones glibc accepts, or the call silently does nothing."""
+    import platform
+    on_glibc = platform.libc_ver()[0] == "glibc"
+    assert engine.keep_freed_memory() is on_glibc
