@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import platform
+
 import numpy as np
 import pytest
 import torch
@@ -163,6 +165,5 @@ def test_cuda_matches_cpu():
 def test_freed_memory_is_kept_on_glibc():
     """engine.train asks glibc (where it runs on glibc) to keep freed buffers: the values it
     sets must be ones glibc accepts, or the call silently does nothing."""
-    import platform
     on_glibc = platform.libc_ver()[0] == "glibc"
     assert engine.keep_freed_memory() is on_glibc
