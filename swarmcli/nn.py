@@ -16,7 +16,7 @@ class Activation:
 
     name: str
     fn: object  # z -> a
-    grad: object  # (z, a) -> da/dz
+    grad: object = None  # (z, a) -> da/dz
     backprop: object = None  # (g, z, a) -> g * da/dz in one kernel, where torch has one
 
     def chain(self, g, z, a):
@@ -60,9 +60,9 @@ def _softplus_grad(z, a):  # as torch's softplus_backward, beta 1, threshold 20
 ACTIVATIONS = {
     a.name: a
     for a in [
-        # relu's backward keeps g where a > 0: one kernel (sign(a) is (z > 0) as a float)
-        Activation("relu", torch.relu, lambda z, a: torch.sign(a),
-                   lambda g, z, a: torch.ops.aten.threshold_backward(g, a, 0)),
+        # relu's backward keeps g where a > 0, in one kernel (torch's own)
+        Activation("relu", torch.relu,
+                   backprop=lambda g, z, a: torch.ops.aten.threshold_backward(g, a, 0)),
         Activation("tanh", torch.tanh, lambda z, a: 1 - a * a),
         Activation("tanhshrink", lambda z: z - torch.tanh(z), lambda z, a: (z - a).square()),
         Activation("sigmoid", torch.sigmoid, lambda z, a: a * (1 - a)),

@@ -51,9 +51,9 @@ def make_batch(cells: list[grid.Cell]) -> engine.Batch:
     sched = schedules.resolve(sc.name, config.schedule_params(c0), tr.epochs)
     return engine.Batch(
         depth=m.depth, widths=[c.cfg.model.width for c in cells], bees=tr.bees,
-        activation=[c.cfg.model.activation for c in cells], optimizer=o.name, hyper=hyper, x=x,
-        y=y, epochs=tr.epochs,
-        seed=tr.seed, init=m.init, init_std=m.init_std, init_bounds=tuple(m.init_bounds),
+        activation=[c.cfg.model.activation for c in cells], optimizer=o.name, hyper=hyper,
+        x=x, y=y, epochs=tr.epochs, seed=tr.seed, init=m.init, init_std=m.init_std,
+        init_bounds=tuple(m.init_bounds),
         leaky_slope=m.leaky_slope, flags=flags, schedule=sc.name, schedule_params=sched,
         loss=tr.loss, huber_delta=tr.huber_delta, l1=tr.l1, l2=tr.l2, dropout=m.dropout,
         batch_norm=m.batch_norm, batch_size=tr.batch_size,
