@@ -264,16 +264,12 @@ def full_batch_epoch(gradient, flat, grad, layout, prob: Problem, opt, coefficie
     return point, pred, loss
 
 
-_COMPILED: list = []
-
-
+@functools.cache
 def compiled_epoch():
     """`full_batch_epoch` under torch.compile: Inductor fuses each layer's elementwise work,
     reductions and the optimizer's arithmetic into a few loops, and an epoch is one call instead
     of a few dozen small kernels. The bee axis is dynamic: chunks of any size share a compile."""
-    if not _COMPILED:
-        _COMPILED.append(torch.compile(full_batch_epoch, dynamic=True))
-    return _COMPILED[0]
+    return torch.compile(full_batch_epoch, dynamic=True)
 
 
 def resolve_device(device: str) -> str:
@@ -394,7 +390,7 @@ def train(batch: Batch, gradient: str = "fused", chunk_bees: int | None = None,
 
 def default_chunk(batch: Batch, device: str) -> int:
     """Bees per chunk: all of them on a GPU; on a CPU, enough that one activation tensor
-    [bees, points, width] stays around a few MB, to keep the epoch loop in cache."""
+    [bees, width, points] stays around a few MB, to keep the epoch loop in cache."""
     if device != "cpu":
         return batch.total_bees
     per_bee = len(batch.x) * batch.width * (4 if batch.dtype == "float32" else 8)

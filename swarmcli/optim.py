@@ -46,6 +46,11 @@ DEFAULTS: dict[str, dict[str, object]] = {
 
 STEP_BLOCK = 256  # steps of Python-float factors (bias corrections...) worked out at once
 
+
+def bias_correction(t: float, beta: float) -> float:
+    """1 - beta^t, as torch.optim's Adam-family optimizers work it out."""
+    return 1 - beta**t
+
 # Valid range of each per-bee hyper-parameter, as torch.optim checks it (dampening: unchecked).
 _RANGES = {
     "lr": (0.0, None), "momentum": (0.0, None), "weight_decay": (0.0, None), "eps": (0.0, None),
@@ -56,7 +61,8 @@ _RANGES = {
 
 class BatchedOptimizer:
     """Base: per-bee hyper-parameters `self.hp[name]` [bees, 1] float64; `h(name)` casts one to
-    the parameter dtype. Subclasses cache what depends on lr in `_lr_changed`."""
+    the parameter dtype, `complement(name)` 1 - it. Subclasses cache what depends on lr in
+    `_lr_changed`."""
 
     hyper: tuple[str, ...] = ()
     flags: tuple[str, ...] = ()
@@ -80,6 +86,9 @@ class BatchedOptimizer:
         self.t = 0
         self._unique: dict[tuple[str, ...], tuple[list, torch.Tensor]] = {}
         self._tables: dict = {}  # (fn, names) -> (first step, [STEP_BLOCK, combinations])
+        self.use_wd = bool((self.hp["weight_decay"] != 0).any())  # every optimizer has one
+        self.wd = self.h("weight_decay")
+        self._lr_changed()
 
     def _per_bee(self, name: str, v) -> torch.Tensor:
         v = torch.as_tensor(v).to(device=self.device, dtype=torch.float64).reshape(-1, 1)
@@ -108,13 +117,17 @@ class BatchedOptimizer:
     def h(self, name: str) -> torch.Tensor:
         return self.hp[name].to(self.dtype)
 
+    def complement(self, name: str) -> torch.Tensor:
+        """1 - hyper-parameter, worked out in float64 (as Python floats in torch.optim)."""
+        return (1 - self.hp[name]).to(self.dtype)
+
     def set_lr(self, lr: torch.Tensor) -> None:
         """Per-bee lr ([bees] or [bees, 1], float64) for the coming steps."""
         self.hp["lr"] = self._per_bee("lr", lr)
         self._lr_changed()
 
     def _lr_changed(self) -> None:
-        pass
+        self.neg_lr = -self.h("lr")
 
     def _py(self, fn, *names: str) -> torch.Tensor:
         """[bees, 1] float64: fn(step, *hyper) evaluated in Python floats once per distinct
@@ -163,18 +176,12 @@ class SGD(BatchedOptimizer):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         self.nesterov = nesterov
         self.hp["dampening"] = torch.where(mom != 0, self.hp["dampening"], 0.0)
-        self.use_wd = bool((self.hp["weight_decay"] != 0).any())
         self.use_momentum = bool((mom != 0).any())
         self.buf = torch.zeros_like(params) if self.use_momentum else None
         self.mom = self.h("momentum")
-        self.one_minus_damp = (1 - self.hp["dampening"]).to(self.dtype)
-        self.wd = self.h("weight_decay")
+        self.one_minus_damp = self.complement("dampening")
         # the first step's buffer is the gradient itself: 0 * (zero buffer) + 1 * d
         self.first = (torch.zeros_like(self.mom), torch.ones_like(self.mom))
-        self._lr_changed()
-
-    def _lr_changed(self):
-        self.neg_lr = -self.h("lr")
 
     def coefficients(self):
         keep, take = self.first if self.t == 1 else (self.mom, self.one_minus_damp)
@@ -198,19 +205,17 @@ class Adam(BatchedOptimizer):
         super().__init__(params, **hp)
         self.m = torch.zeros_like(params)
         self.v = torch.zeros_like(params)
-        self.use_wd = bool((self.hp["weight_decay"] != 0).any())
         self.b2 = self.h("beta2")
-        self.one_minus_b1 = (1 - self.hp["beta1"]).to(self.dtype)
-        self.one_minus_b2 = (1 - self.hp["beta2"]).to(self.dtype)
-        self.eps, self.wd = self.h("eps"), self.h("weight_decay")
-        self._lr_changed()
+        self.one_minus_b1, self.one_minus_b2 = self.complement("beta1"), self.complement("beta2")
+        self.eps = self.h("eps")
 
     def _lr_changed(self):
+        super()._lr_changed()
         if self.decoupled:  # torch: param.mul_(1 - lr * weight_decay)
             self.decay = (1 - self.hp["lr"] * self.hp["weight_decay"]).to(self.dtype)
 
     def coefficients(self):
-        step_size = (self.hp["lr"] / self._py(lambda t, b1: 1 - b1**t, "beta1")).to(self.dtype)
+        step_size = (self.hp["lr"] / self._py(bias_correction, "beta1")).to(self.dtype)
         bc2_sqrt = self._py(lambda t, b2: (1 - b2**t) ** 0.5, "beta2").to(self.dtype)
         decay = self.decay if self.decoupled else None
         return -step_size, bc2_sqrt, decay
@@ -245,19 +250,15 @@ class RMSprop(BatchedOptimizer):
         super().__init__(params, **hp)
         self.centered = centered
         mom = self.hp["momentum"]
-        self.use_wd = bool((self.hp["weight_decay"] != 0).any())
         self.use_momentum = bool((mom > 0).any())
         self.mixed = self.use_momentum and bool((mom == 0).any())
         self.has_mom = mom > 0
+        self.no_mom = ~self.has_mom
         self.square_avg = torch.zeros_like(params)
         self.grad_avg = torch.zeros_like(params) if centered else None
         self.buf = torch.zeros_like(params) if self.use_momentum else None
-        self.alpha, self.one_minus_alpha = self.h("alpha"), (1 - self.hp["alpha"]).to(self.dtype)
-        self.eps, self.wd, self.mom = self.h("eps"), self.h("weight_decay"), self.h("momentum")
-        self._lr_changed()
-
-    def _lr_changed(self):
-        self.neg_lr = -self.h("lr")
+        self.alpha, self.one_minus_alpha = self.h("alpha"), self.complement("alpha")
+        self.eps, self.mom = self.h("eps"), self.h("momentum")
 
     def coefficients(self):
         return (self.neg_lr,)
@@ -278,7 +279,7 @@ class RMSprop(BatchedOptimizer):
         self.buf.mul_(self.mom).addcdiv_(d, avg)
         if self.mixed:  # each bee's update in torch's own kernel, a zero step for the others
             p.addcmul_(self.buf, neg_lr * self.has_mom)
-            p.addcdiv_(d * (neg_lr * ~self.has_mom), avg)
+            p.addcdiv_(d * (neg_lr * self.no_mom), avg)
         else:
             p.addcmul_(self.buf, neg_lr)
 
@@ -291,8 +292,7 @@ class Adagrad(BatchedOptimizer):
     def __init__(self, params, **hp):
         super().__init__(params, **hp)
         self.sum = self.h("initial_accumulator_value").expand_as(params).clone()
-        self.use_wd = bool((self.hp["weight_decay"] != 0).any())
-        self.eps, self.wd = self.h("eps"), self.h("weight_decay")
+        self.eps = self.h("eps")
 
     def coefficients(self):
         clr = self.hp["lr"] / (1 + (self.t - 1) * self.hp["lr_decay"])
@@ -314,12 +314,11 @@ class Adamax(BatchedOptimizer):
         super().__init__(params, **hp)
         self.m = torch.zeros_like(params)
         self.u = torch.zeros_like(params)
-        self.use_wd = bool((self.hp["weight_decay"] != 0).any())
-        self.b2, self.one_minus_b1 = self.h("beta2"), (1 - self.hp["beta1"]).to(self.dtype)
-        self.eps, self.wd = self.h("eps"), self.h("weight_decay")
+        self.b2, self.one_minus_b1 = self.h("beta2"), self.complement("beta1")
+        self.eps = self.h("eps")
 
     def coefficients(self):
-        clr = self.hp["lr"] / self._py(lambda t, b1: 1 - b1**t, "beta1")
+        clr = self.hp["lr"] / self._py(bias_correction, "beta1")
         return ((-clr).to(self.dtype),)
 
     def update(self, p, g, alive, neg_clr):
@@ -342,14 +341,12 @@ class NAdam(BatchedOptimizer):
         self.v = torch.zeros_like(params)
         scalar = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
         self.mu_product = torch.ones(self.bees, 1, dtype=scalar, device=self.device)
-        self.use_wd = bool((self.hp["weight_decay"] != 0).any())
         self.b2 = self.h("beta2")
-        self.one_minus_b1 = (1 - self.hp["beta1"]).to(self.dtype)
-        self.one_minus_b2 = (1 - self.hp["beta2"]).to(self.dtype)
-        self.eps, self.wd = self.h("eps"), self.h("weight_decay")
+        self.one_minus_b1, self.one_minus_b2 = self.complement("beta1"), self.complement("beta2")
+        self.eps = self.h("eps")
 
     def coefficients(self):
-        bc2 = self._py(lambda t, b2: 1 - b2**t, "beta2").to(self.dtype)
+        bc2 = self._py(bias_correction, "beta2").to(self.dtype)
         mu = self._py(lambda t, b1, md: b1 * (1.0 - 0.5 * (0.96 ** (t * md))),
                       "beta1", "momentum_decay")
         mu_next = self._py(lambda t, b1, md: b1 * (1.0 - 0.5 * (0.96 ** ((t + 1) * md))),
