@@ -63,19 +63,19 @@ def cell_hyper(batch: engine.Batch, k: int) -> dict[str, float]:
 
 
 def nesterov(batch: engine.Batch) -> bool:
-    flags = getattr(batch, "flags", None) or {}
-    return bool(flags.get("nesterov", getattr(batch, "nesterov", False)))
+    return bool(batch.flags.get("nesterov", False))
 
 
 # Engine features the baselines do not implement, with the value that means "off".
 PLAIN = {"loss": "mse", "l1": 0.0, "l2": 0.0, "dropout": 0.0, "batch_norm": False,
-         "batch_size": None, "schedule": "constant", "val_mask": None, "patience": None}
+         "batch_size": None, "schedule": "constant", "val_mask": None, "patience": None,
+         "leaky_slope": nn.LEAKY_SLOPE}
 
 
 def check_plain(batch: engine.Batch) -> None:
     """The baselines train plain full-batch MSE MLPs; refuse a batch that asks for more."""
     for name, off in PLAIN.items():
-        value = getattr(batch, name, off)
+        value = getattr(batch, name)
         if not (value is off or (not isinstance(value, np.ndarray) and value == off)):
             raise ValueError(f"baselines do not implement {name}={value!r}")
     if batch.optimizer not in STACKED_OPTIMIZERS:
@@ -84,10 +84,8 @@ def check_plain(batch: engine.Batch) -> None:
 
 def initial_params(batch: engine.Batch, width: int, bees: int):
     """The engine's initial weights for `bees` bees of a cell of `width` (nn.init_params)."""
-    extra = {}
-    if hasattr(batch, "init_std"):
-        extra = {"std": batch.init_std, "bounds": batch.init_bounds}
-    return nn.init_params(batch.seed, batch.depth, width, bees, batch.init, **extra)
+    return nn.init_params(batch.seed, batch.depth, width, bees, batch.init, batch.init_std,
+                          batch.init_bounds)
 
 
 def torch_optimizer(name: str, params, hp: dict[str, float], nesterov: bool):
@@ -115,7 +113,9 @@ def _empty_recording(batch: engine.Batch, rows: np.ndarray) -> Recording:
     return rec
 
 
-def _rows(batch: engine.Batch, bees_per_cell: int | None) -> tuple[int, np.ndarray]:
+def bee_rows(batch: engine.Batch, bees_per_cell: int | None) -> tuple[int, np.ndarray]:
+    """Bees per cell trained when `bees_per_cell` (None: all) are asked for, and their rows in
+    the batch."""
     n = min(batch.bees, bees_per_cell or batch.bees)
     rows = np.concatenate([k * batch.bees + np.arange(n) for k in range(len(batch.widths))])
     return n, rows
@@ -125,7 +125,7 @@ def _setup(batch: engine.Batch, bees_per_cell: int | None):
     """What both baselines start from: bees per cell, an empty recording, data as columns, and
     the frame index of each recorded epoch."""
     check_plain(batch)
-    n, rows = _rows(batch, bees_per_cell)
+    n, rows = bee_rows(batch, bees_per_cell)
     dtype = getattr(torch, batch.dtype)
     xt = torch.as_tensor(batch.x, dtype=dtype).reshape(-1, 1)
     yt = torch.as_tensor(batch.y, dtype=dtype).reshape(-1, 1)

@@ -14,23 +14,20 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import product_batches  # noqa: E402
+from run import CONTENDERS, ENGINE, for_device, product_batches  # noqa: E402
 
 from swarmcli import engine  # noqa: E402
 
 
 def main(rows: int = 8) -> None:
     torch.set_num_threads(1)
-    batch = dataclasses.replace(product_batches(["+sweep=weight_distribution",
-                                                 "train.epochs=100"])[0], device="cpu")
-    for name, gradient, compiled in [("autograd (before)", "autograd", False),
-                                     ("fused, eager", "fused", False),
-                                     ("fused, compiled", "fused", True)]:
+    (batch,) = for_device(product_batches(["+sweep=weight_distribution", "train.epochs=100"]))
+    for key, (gradient, compiled) in ENGINE.items():
         b = dataclasses.replace(batch, compile=compiled)
         engine.train(b, gradient=gradient)  # warm up (and compile)
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             engine.train(b, gradient=gradient)
-        print(f"\n### {name}\n")
+        print(f"\n### {CONTENDERS[key]}\n")
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows,
                                         max_name_column_width=40))
 

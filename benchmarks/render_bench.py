@@ -40,13 +40,9 @@ CASES = {"hive": ("width_activation", "hive_animation", "hive"),
 
 def train(sweep: str, run_dir: Path) -> None:
     """The benchmark's input run, from the real trainer (imports torch; rendering does not)."""
-    from hydra import compose, initialize_config_module
-
     from swarmcli import config, runner
 
-    config.register_schema()
-    with initialize_config_module(config_module="swarmcli.configs", version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"+sweep={sweep}", "progress=false"])
+    cfg = config.compose([f"+sweep={sweep}", "progress=false"])
     runner.run(cfg, run_dir, out=io.StringIO())
 
 

@@ -46,7 +46,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra import compose, initialize_config_module
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baselines  # noqa: E402
@@ -90,8 +89,8 @@ class Workload:
         return self.repeats.get(key, self.repeats["fused"])
 
     def bees(self, key: str) -> int | None:
-        """Bees per cell `key` trains (None: all); the eager fused path as autograd."""
-        return self.subset.get(key, self.subset.get("autograd") if key == "fused_eager" else None)
+        """Bees per cell `key` trains (None: all)."""
+        return self.subset.get(key)
 
 
 def workloads(quick: bool) -> list[Workload]:
@@ -111,7 +110,8 @@ def workloads(quick: bool) -> list[Workload]:
             Workload("W4", "scale: 5,000 bees, 1x20 ReLU, 40 epochs, loss only",
                      w4_overrides(bees=5_000, epochs=40),
                      {"per_bee": 3, "torch_func": 1, "autograd": 1, "fused": 1},
-                     subset={"per_bee": 20, "torch_func": 1_000, "autograd": 1_000}, child=True),
+                     subset={"per_bee": 20, "torch_func": 1_000, "autograd": 1_000,
+                             "fused_eager": 1_000}, child=True),
         ]
     return [
         Workload("W1", "seed 000 hive: 9 cells, 10 bees, 150 epochs, ypred+loss",
@@ -127,7 +127,8 @@ def workloads(quick: bool) -> list[Workload]:
         Workload("W4", "scale: 100,000 bees, 1x20 ReLU, 400 epochs, loss only",
                  w4_overrides(bees=100_000, epochs=400),
                  {"per_bee": 3, "torch_func": 1, "autograd": 1, "fused": 1},
-                 subset={"per_bee": 20, "torch_func": 10_000, "autograd": 10_000}, child=True),
+                 subset={"per_bee": 20, "torch_func": 10_000, "autograd": 10_000,
+                         "fused_eager": 10_000}, child=True),
     ]
 
 
@@ -144,16 +145,9 @@ def w4_overrides(bees: int, epochs: int) -> list[str]:
             "train.record=[]"]
 
 
-def compose_config(overrides=()):
-    """The config `swarm run OVERRIDES` would see (as tests/conftest.py composes it)."""
-    config.register_schema()
-    with initialize_config_module(config_module="swarmcli.configs", version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
-
-
 def product_batches(overrides: list[str]) -> list[engine.Batch]:
     """The engine batches `swarm run OVERRIDES` trains, built the way the runner builds them."""
-    cfg = compose_config(overrides)
+    cfg = config.compose(overrides)
     _, cells = grid.expand(cfg)
     return [runner.make_batch(b) for b in grid.batches(cells)]
 
@@ -198,17 +192,13 @@ def contender(key: str, batches: list[engine.Batch], bees_per_cell: int | None):
     for b in batches:
         if bees_per_cell and bees_per_cell < b.bees:
             b = dataclasses.replace(b, bees=bees_per_cell)
-        if compiled is not None and hasattr(b, "compile"):
-            b = dataclasses.replace(b, compile=compiled)
-        sub.append(b)
+        sub.append(dataclasses.replace(b, compile=compiled))
 
     def run_engine():
         out = Finals([], [])
         for full, b in zip(batches, sub):
             res = engine.train(b, gradient=gradient)
-            rows = np.concatenate([k * full.bees + np.arange(b.bees)
-                                   for k in range(len(b.widths))])
-            out.rows.append(rows)
+            out.rows.append(baselines.bee_rows(full, bees_per_cell)[1])
             out.loss.append(res.loss[:, -1])
         return out
 
@@ -218,7 +208,7 @@ def contender(key: str, batches: list[engine.Batch], bees_per_cell: int | None):
 def scale_factor(batches: list[engine.Batch], bees_per_cell: int | None) -> float:
     """Bees in the workload / bees a contender trains when it trains `bees_per_cell` per cell."""
     total = sum(b.total_bees for b in batches)
-    run = sum(min(b.bees, bees_per_cell or b.bees) * len(b.widths) for b in batches)
+    run = sum(len(baselines.bee_rows(b, bees_per_cell)[1]) for b in batches)
     return total / run
 
 
@@ -281,11 +271,6 @@ def time_side_by_side(calls: dict, repeats: dict[str, int]) -> dict[str, dict]:
 # Measuring
 
 
-def active_contenders(batches: list[engine.Batch]) -> list[str]:
-    """Every contender."""
-    return list(CONTENDERS)
-
-
 def warm_up(key: str, batches: list[engine.Batch]) -> float:
     """Run a contender on a tiny copy of the workload (lazy init, torch.compile); seconds."""
     t0 = time.perf_counter()
@@ -294,7 +279,7 @@ def warm_up(key: str, batches: list[engine.Batch]) -> float:
 
 
 def measure_in_process(w: Workload, batches: list[engine.Batch], log) -> dict[str, dict]:
-    keys = active_contenders(batches)
+    keys = list(CONTENDERS)
     calls = {k: contender(k, batches, w.bees(k)) for k in keys}
     warm = {k: warm_up(k, batches) for k in keys}
     log(f"  {w.key}: warm; timing {', '.join(f'{k} x{w.reps(k)}' for k in keys)}")
@@ -308,7 +293,7 @@ def measure_in_children(w: Workload, batches: list[engine.Batch], quick: bool, t
     """Each contender in a fresh `run.py --child` process, which reports its own peak RSS."""
     out = {}
     with tempfile.TemporaryDirectory(prefix="swarm-bench-") as tmp:
-        for k in active_contenders(batches):
+        for k in CONTENDERS:
             npz = Path(tmp) / f"{k}.npz"
             cmd = [sys.executable, str(Path(__file__).resolve()), "--child", w.key,
                    "--contender", k, "--finals", str(npz), "--threads", str(threads),
@@ -436,7 +421,7 @@ def run_workload(w: Workload, quick: bool, threads: int, log) -> dict:
         rows[k] = {
             "label": CONTENDERS[k], "seconds": m["measured_seconds"] * scale,
             "measured_seconds": m["measured_seconds"], "times": m["times"],
-            "bees_per_cell_timed": min(batches[0].bees, sub or batches[0].bees),
+            "bees_per_cell_timed": baselines.bee_rows(batches[0], sub)[0],
             "scale": scale, "extrapolated": scale != 1, "check_vs_per_bee": check,
             "warmup_seconds": m["warmup_seconds"],
             **{f: m[f] for f in ("peak_rss_mb", "rss_before_train_mb", "engine_py_sha256")
@@ -510,7 +495,7 @@ def fmt_ratio(x) -> str:
     return "WRONG" if x is None else f"{x:.1f}x" if x < 100 else f"{x:.0f}x"
 
 
-def check_note(c: dict, tol: float) -> str:
+def check_note(c: dict) -> str:
     head = "ok" if c["ok"] else "CHECK FAILED"
     if not c["float32_outliers"]:
         return f"{head}: max |dloss| {c['max_abs_diff']:.0e}"
@@ -536,7 +521,7 @@ def table(result: dict) -> str:
             if r["warmup_seconds"] > 1:
                 notes.append(f"warm-up {r['warmup_seconds']:.0f}s untimed")
             if k != "per_bee":
-                notes.append(check_note(r["check_vs_per_bee"], w["tolerance"]))
+                notes.append(check_note(r["check_vs_per_bee"]))
             secs = ("~" if r["extrapolated"] else "") + f"{r['seconds']:.3g}"
             ratios = [("-" if b == k else fmt_ratio(r["speedup_vs"][b])) for b in BASELINES]
             lines.append("| " + " | ".join([w["key"], r["label"], secs, *ratios,

@@ -170,6 +170,17 @@ def register_schema() -> None:
     ConfigStore.instance().store(name="swarm_schema", node=SwarmConfig)
 
 
+def compose(overrides=()) -> DictConfig:
+    """The config `swarm run OVERRIDES` would see (without Hydra's own `hydra` node), for
+    notebooks, tests and benchmarks."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    register_schema()
+    with initialize_config_module(config_module="swarmcli.configs", version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides))
+
+
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
 COMPILE = ("auto", "on", "off")

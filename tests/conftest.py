@@ -7,19 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 
 from swarmcli import config, runner
 
-config.register_schema()
 # Tiny tensors: one intra-op thread is faster, and keeps timings sane when pytest shares the CPU.
 torch.set_num_threads(1)
 
 
-def compose_config(overrides=()):
-    """The config `swarm run OVERRIDES` would see (without Hydra's own `hydra` node)."""
-    with initialize_config_module(config_module="swarmcli.configs", version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+compose_config = config.compose
 
 
 TINY = ["train.epochs=6", "train.bees=3", "progress=false"]

@@ -46,7 +46,7 @@ def test_run_writes_a_complete_run_dir(hive):
                        "diverged,diverged_epoch")
     assert len(rows) == 1 + 9 * 2
     assert (run_dir / ".hydra" / "config.yaml").exists()
-    assert f"run dir: {run_dir.name}" in proc.stdout or "run dir:" in proc.stdout
+    assert f"run dir: {run_dir}" in proc.stdout
     assert "median loss" in proc.stdout and "tanhshrink" in proc.stdout
 
 

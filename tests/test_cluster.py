@@ -211,10 +211,6 @@ def test_optuna_minimises_the_median_final_loss_a_job_returns(tmp_path):
 
 def test_optuna_with_a_configured_objective(tmp_path):
     _optuna()
-    from conftest import compose_config
-
-    if "objective" not in compose_config():
-        pytest.skip("the objective config group (objective.stat, q, threshold) is not wired yet")
     d = tmp_path / "optuna"
     p = swarm("run", "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=3",
               "hydra.sweeper.sampler.seed=0", f"hydra.sweep.dir={d}", *TINY,

@@ -15,9 +15,6 @@ def test_init_matches_torch_linear_distribution():
     assert w1.abs().max() <= bound and w1.abs().max() > 0.99 * bound
     assert abs(w1.mean().item()) < 0.01 and abs(w1.var().item() - bound**2 / 3) < 0.002
     assert w0.abs().max() <= 1.0 and w0.abs().max() > 0.99
-    torch.manual_seed(0)
-    lin = torch.nn.Linear(20, 1)
-    assert lin.weight.abs().max() <= bound  # the same bound torch uses
 
 
 def test_first_bees_of_a_large_swarm_equal_a_small_swarm():
@@ -70,9 +67,8 @@ def test_diverging_bee_is_frozen_and_flagged_while_others_train():
     assert (mixed.diverged_epoch[:3] == -1).all()
     assert not np.isfinite(mixed.loss[3:, -1]).any()
     np.testing.assert_array_equal(mixed.loss[:3], alone.loss)
-    # frozen: the prediction stops changing once a bee diverged... its params stay put
-    bad = mixed.diverged_epoch[3]
-    assert np.isnan(mixed.loss[3, bad:]).all() or not np.isfinite(mixed.loss[3, bad:]).any()
+    bad = mixed.diverged_epoch[3]  # from the epoch it diverged, a frozen bee's loss stays bad
+    assert not np.isfinite(mixed.loss[3, bad:]).any()
 
 
 def test_run_reports_divergence(tiny_run):

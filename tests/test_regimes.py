@@ -167,8 +167,6 @@ def test_init_distributions(init):
     w = nn.init_params(0, 2, 20, 500, init)[1][0].reshape(-1).numpy()
     kind, scale = INIT_STATS[init]
     assert abs(w.mean()) < 0.02 * scale * 3
-    ref = torch.empty(20, 20 * 500, dtype=torch.float64)
-    torch.manual_seed(0)
     if kind == "uniform":
         assert np.abs(w).max() <= scale and np.abs(w).max() > 0.99 * scale
         assert abs(w.std() - scale / math.sqrt(3)) < 0.02 * scale
@@ -176,8 +174,6 @@ def test_init_distributions(init):
     else:
         assert abs(w.std() - scale) < 0.02 * scale
         cdf = 0.5 * (1 + np.vectorize(math.erf)(np.sort(w) / (scale * math.sqrt(2))))
-        torch.nn.init.normal_(ref, 0, scale)
-        assert abs(ref.std().item() - w.std()) < 0.02 * scale
     ks = np.abs(cdf - (np.arange(1, w.size + 1) / w.size)).max()
     assert ks < 1.63 / math.sqrt(w.size)  # Kolmogorov-Smirnov at the 1% level
     biases = nn.init_params(0, 2, 20, 5, init)[1][1]
