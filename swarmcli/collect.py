@@ -15,7 +15,8 @@ submitit_slurm) writes `MULTIRUN_DIR/multirun.yaml` and one run dir per job. `co
 - renders, with matplotlib alone, the final-loss distribution per value of each swept key and a
   heat map of the median final loss for pairs of keys, into `MULTIRUN_DIR/collect/`.
 
-It also holds `objective`, the number a `swarm run` job returns to a Hydra sweeper.
+`objective` (from swarmcli.objective) is the number a `swarm run` job returns to a Hydra
+sweeper.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from swarmcli.cli import USER_FULL_ERROR
 from swarmcli.config import SwarmError
+from swarmcli.objective import objective
 
 OUT = "collect"  # sub-directory of the multirun dir that collect writes
 RERUNS = "reruns"  # sub-directory holding each rerun's own multirun.yaml and launcher logs
@@ -45,59 +48,6 @@ SUMMARY_FIELDS = ("cell", "bee", "final_loss", "best_loss", "best_epoch", "diver
                   "diverged_epoch")
 MAX_BOX_VALUES = 12  # a key with more distinct values is drawn as a scatter, not boxes
 MAX_HEATMAPS = 15
-
-# --------------------------------------------------------------------------------------------
-# The objective a job returns to a sweeper
-# --------------------------------------------------------------------------------------------
-
-OBJECTIVE_STATS = ("median", "mean", "quantile", "fraction_below")
-
-
-def check_objective(stat: str, q: float = 0.5, threshold: float = 0.01) -> None:
-    """Raise SwarmError, naming the key, if the objective settings are not usable."""
-    if stat not in OBJECTIVE_STATS:
-        raise SwarmError(f"objective.stat={stat!r} is not one of: {', '.join(OBJECTIVE_STATS)}")
-    if stat == "quantile" and not (isinstance(q, (int, float)) and 0 <= q <= 1):
-        raise SwarmError(f"objective.q={q!r} must be a number in [0, 1]")
-    if stat == "fraction_below" and not (isinstance(threshold, (int, float))
-                                         and math.isfinite(threshold)):
-        raise SwarmError(f"objective.threshold={threshold!r} must be a finite number")
-
-
-def objective(final_losses, stat: str = "median", q: float = 0.5,
-              threshold: float = 0.01) -> float:
-    """One number for a whole swarm (lower is better), for a minimising Hydra sweeper.
-
-    `final_losses` holds every bee's final loss (any shape); a diverged bee (NaN or inf) counts as
-    +inf, so settings that diverge often never look good.
-
-    - median: the median bee (default), robust to a few bad inits;
-    - mean: the average; +inf as soon as one bee diverges;
-    - quantile: the q-quantile (q=0.9: "90% of inits reach at most this"), linear interpolation
-      between order statistics, +inf if that touches a diverged bee;
-    - fraction_below: 1 - (fraction of bees whose final loss is < threshold), so 0.0 means every
-      bee got there; minimise it to maximise the fraction that learns.
-    """
-    check_objective(stat, q, threshold)
-    f = np.asarray(final_losses, dtype=np.float64).ravel()
-    if f.size == 0:
-        raise ValueError("objective of an empty swarm (no final losses)")
-    f = np.where(np.isfinite(f), f, np.inf)
-    if stat == "median":
-        return float(np.median(f))
-    if stat == "mean":
-        return float(np.mean(f))
-    if stat == "fraction_below":
-        return float(1.0 - np.mean(f < threshold))
-    s = np.sort(f)
-    h = (s.size - 1) * float(q)
-    lo, hi = math.floor(h), math.ceil(h)
-    if hi == lo:
-        return float(s[lo])
-    if not math.isfinite(s[hi]):  # numpy would give nan for inf * 0 or inf - inf
-        return math.inf
-    return float(s[lo] + (h - lo) * (s[hi] - s[lo]))
-
 
 # --------------------------------------------------------------------------------------------
 # Jobs: planned, found, and their state
@@ -258,8 +208,8 @@ def failure_reason(log: Path) -> str:
 def job_state(d: Path) -> tuple[str, str]:
     """(state, reason) of one job dir."""
     manifest = d / "swarm.json"
-    reason = failure_reason(d / "swarm.log")
     if not manifest.exists():
+        reason = failure_reason(d / "swarm.log")
         return "failed", reason or "no swarm.json: the job failed before training (see swarm.log)"
     try:
         state = json.loads(manifest.read_text())["state"]
@@ -269,6 +219,7 @@ def job_state(d: Path) -> tuple[str, str]:
         if (d / "summary.csv").exists():
             return "complete", ""
         return "failed", "complete but no summary.csv"
+    reason = failure_reason(d / "swarm.log")
     if state == "interrupted":
         return "interrupted", reason or "interrupted (see swarm.log)"
     hint = ""
@@ -823,8 +774,8 @@ def rerun_failed(result: CollectResult, out=None) -> list[int]:
     cwd = cwd if cwd and os.path.isdir(cwd) else None
     # `swarm` sets HYDRA_FULL_ERROR for itself; hand the child the user's own setting
     env = {k: v for k, v in os.environ.items()
-           if k not in ("HYDRA_FULL_ERROR", "SWARM_USER_FULL_ERROR")}
-    if os.environ.get("SWARM_USER_FULL_ERROR") == "1":
+           if k not in ("HYDRA_FULL_ERROR", USER_FULL_ERROR)}
+    if os.environ.get(USER_FULL_ERROR) == "1":
         env["HYDRA_FULL_ERROR"] = "1"
     jobs = [j for j in result.failed if j.rerun]
     for j in jobs:
@@ -894,8 +845,6 @@ def _save(result: CollectResult, args, pairs) -> None:
 
 
 if __name__ == "__main__":  # python -m swarmcli.collect ... (the same as swarm collect ...)
-    try:
-        main(sys.argv[1:])
-    except SwarmError as e:
-        print(f"swarm: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    from swarmcli import cli
+
+    cli.main(["collect", *sys.argv[1:]])

@@ -19,6 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from swarmcli import formula, nn, optim, schedules, splits, targets
 from swarmcli.errors import SwarmError  # noqa: F401 (re-exported: config.SwarmError)
+from swarmcli.objective import check_objective
 
 
 @dataclass
@@ -146,7 +147,7 @@ class RenderConfig:
 @dataclass
 class ObjectiveConfig:
     """The number `swarm run` returns to a Hydra sweeper (lower is better), over every bee of the
-    run, a diverged bee counting as +inf. See swarmcli.collect.objective."""
+    run, a diverged bee counting as +inf. See swarmcli.objective."""
 
     stat: str = "median"  # median | mean | quantile | fraction_below
     q: float = 0.5  # quantile: 0.9 = "9 inits in 10 reach at most this loss"
@@ -265,7 +266,6 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
                              "to one of: random, gap, extrapolate")
     for f in tr.record:
         choice("train.record", f, RECORDABLE)
-    from swarmcli.collect import check_objective  # here: collect imports this module
 
     check_objective(cfg.objective.stat, cfg.objective.q, cfg.objective.threshold)
     return cfg

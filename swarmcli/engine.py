@@ -423,6 +423,7 @@ class _Chunk:
                             train_w, n_train, batch.l1, batch.l2)
         self.opt = optim.OPTIMIZERS[batch.optimizer](self.flat, **batch.flags, **hyper)
         self.base_lr = hyper["lr"].to(device)
+        self.schedule = schedules.resolve(batch.schedule, batch.schedule_params, batch.epochs)
         self.gradient = GRADIENTS[gradient] if batch.fused_ok else None
         self.epoch = compiled_epoch() if batch.compile else full_batch_epoch
         self.train_idx = torch.nonzero(train_w.reshape(-1) > 0).reshape(-1) if train_w is not None \
@@ -497,8 +498,8 @@ class _Chunk:
             coefficients = None
             if epoch > 0:  # the step from epoch - 1 to epoch
                 if b.schedule != "constant":
-                    self.opt.set_lr(schedules.lr_for_epoch(b.schedule, b.schedule_params,
-                                                           self.base_lr, epoch - 1, b.epochs))
+                    self.opt.set_lr(schedules.scheduled_lr(b.schedule, self.schedule,
+                                                           self.base_lr, epoch - 1))
                 if self.gradient is not None:
                     coefficients = self.opt.advance()
                 else:

@@ -145,9 +145,7 @@ def compile_formula(text: str, key: str = "target.expr") -> Formula:
             f"{key}: {text[:20]!r}... has {nodes} parts; at most {MAX_NODES} are allowed"
         )
     with np.errstate(all="ignore"):  # folding 9**9**9 overflows to inf, reported as such
-        fn, const = checker.compile(tree.body, depth=1)
-    if const is not None:
-        fn = _constant(const)
+        fn, _ = checker.compile(tree.body, depth=1)
     return Formula(text, fn)
 
 

@@ -104,11 +104,9 @@ def summary_rows(axis_names: list[str], labels: dict, index: int, arrays: dict) 
     """One row per bee: the cell's swept values, final and best loss, divergence, early stop."""
     loss, diverged_epoch = arrays["loss"], arrays["diverged_epoch"]
     watched = arrays.get("val_loss", loss)  # best = best validation loss when there is one
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        clean = np.where(np.isfinite(watched), watched, np.inf)
-        best_epoch = np.where(np.isfinite(clean).any(1), clean.argmin(axis=1), -1)
-        best = clean.min(axis=1)
+    clean = np.where(np.isfinite(watched), watched, np.inf)
+    best_epoch = np.where(np.isfinite(clean).any(1), clean.argmin(axis=1), -1)
+    best = clean.min(axis=1)
     rows = []
     for bee in range(loss.shape[0]):
         row = {"cell": index, **{a: labels[a] for a in axis_names}, "bee": bee,

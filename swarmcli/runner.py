@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from omegaconf import OmegaConf
 
-from swarmcli import config, engine, grid, nn, optim, results, schedules, targets
+from swarmcli import config, engine, grid, nn, objective, optim, results, schedules, targets
 from swarmcli.config import SwarmError
 
 
@@ -31,9 +30,8 @@ class RunSummary:
     def objective(self) -> float:
         """The number a Hydra sweeper minimises to find settings that work on average (default:
         median final loss over every bee, a diverged bee counting as +inf)."""
-        from swarmcli.collect import objective
-
-        return objective(np.concatenate(list(self.final_losses.values())), **self.objective_cfg)
+        finals = np.concatenate(list(self.final_losses.values()))
+        return objective.objective(finals, **self.objective_cfg)
 
 
 def frames(epochs: int, stride: int) -> list[int]:
@@ -116,7 +114,7 @@ def manifest(cfg, axes, cells, device: str) -> dict:
     return {
         "format": results.FORMAT, "state": "running", "epochs": tr.epochs,
         "frames": frames(tr.epochs, tr.stride), "record": list(tr.record), "device": device,
-        "target": OmegaConf.to_container(OmegaConf.structured(cfg.target)),
+        "target": asdict(cfg.target),
         "axes": [{"name": a.name, "keys": list(a.keys), "labels": [a.label(i) for i in
                   range(len(a.values))]} for a in axes],
         "cells": [{"index": c.index, "labels": c.labels, "values": c.values,
@@ -177,7 +175,7 @@ def run(cfg, run_dir, *, gradient: str = "fused", out=sys.stdout) -> RunSummary:
     if diverged:
         print(f"{diverged} bee(s) diverged (non-finite loss) and were frozen", file=out)
     return RunSummary(Path(run_dir), finals, diverged, seconds,
-                      OmegaConf.to_container(OmegaConf.structured(cells[0].cfg.objective)))
+                      asdict(cells[0].cfg.objective))
 
 
 def print_table(cells, axis_names, finals, out) -> None:

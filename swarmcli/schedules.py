@@ -87,7 +87,12 @@ def lr_for_epoch(name: str, params: dict | None, base_lr: torch.Tensor, epoch: i
     p = resolve(name, params, epochs)
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
         raise ValueError(f"epoch={epoch!r} must be an integer >= 0")
-    base = torch.as_tensor(base_lr).to(torch.float64)
+    return scheduled_lr(name, p, torch.as_tensor(base_lr).to(torch.float64), epoch)
+
+
+def scheduled_lr(name: str, p: dict, base: torch.Tensor, epoch: int) -> torch.Tensor:
+    """`lr_for_epoch` without the checks, for the training loop: `p` from `resolve`, `base`
+    float64."""
     if name == "constant":
         return base.clone()
     if name == "step":

@@ -1,0 +1,59 @@
+"""The objective a job returns to a Hydra sweeper: one number for a whole swarm's final losses.
+Numpy only, so config validation, the runner and `swarm collect` share it without importing
+each other."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from swarmcli.errors import SwarmError
+
+OBJECTIVE_STATS = ("median", "mean", "quantile", "fraction_below")
+
+
+def check_objective(stat: str, q: float = 0.5, threshold: float = 0.01) -> None:
+    """Raise SwarmError, naming the key, if the objective settings are not usable."""
+    if stat not in OBJECTIVE_STATS:
+        raise SwarmError(f"objective.stat={stat!r} is not one of: {', '.join(OBJECTIVE_STATS)}")
+    if stat == "quantile" and not (isinstance(q, (int, float)) and 0 <= q <= 1):
+        raise SwarmError(f"objective.q={q!r} must be a number in [0, 1]")
+    if stat == "fraction_below" and not (isinstance(threshold, (int, float))
+                                         and math.isfinite(threshold)):
+        raise SwarmError(f"objective.threshold={threshold!r} must be a finite number")
+
+
+def objective(final_losses, stat: str = "median", q: float = 0.5,
+              threshold: float = 0.01) -> float:
+    """One number for a whole swarm (lower is better), for a minimising Hydra sweeper.
+
+    `final_losses` holds every bee's final loss (any shape); a diverged bee (NaN or inf) counts as
+    +inf, so settings that diverge often never look good.
+
+    - median: the median bee (default), robust to a few bad inits;
+    - mean: the average; +inf as soon as one bee diverges;
+    - quantile: the q-quantile (q=0.9: "90% of inits reach at most this"), linear interpolation
+      between order statistics, +inf if that touches a diverged bee;
+    - fraction_below: 1 - (fraction of bees whose final loss is < threshold), so 0.0 means every
+      bee got there; minimise it to maximise the fraction that learns.
+    """
+    check_objective(stat, q, threshold)
+    f = np.asarray(final_losses, dtype=np.float64).ravel()
+    if f.size == 0:
+        raise ValueError("objective of an empty swarm (no final losses)")
+    f = np.where(np.isfinite(f), f, np.inf)
+    if stat == "median":
+        return float(np.median(f))
+    if stat == "mean":
+        return float(np.mean(f))
+    if stat == "fraction_below":
+        return float(1.0 - np.mean(f < threshold))
+    s = np.sort(f)
+    h = (s.size - 1) * float(q)
+    lo, hi = math.floor(h), math.ceil(h)
+    if hi == lo:
+        return float(s[lo])
+    if not math.isfinite(s[hi]):  # numpy would give nan for inf * 0 or inf - inf
+        return math.inf
+    return float(s[lo] + (h - lo) * (s[hi] - s[lo]))
