@@ -73,8 +73,8 @@ def baseline(run_dir: Path, case: str, frames: list[int], path: Path) -> None:
         ax.scatter(x, run.y, s=4, color="k")
         ax.set_ylim(*data.y_limits(run))
         yp = np.asarray(cell.ypred)
-        alpha = data.bee_style(yp.shape[0])["alpha"]
-        colors = data.bee_style(yp.shape[0])["colors"]
+        style = data.bee_style(yp.shape[0])
+        alpha, colors = style["alpha"], style["colors"]
         lines.append((yp, [ax.plot(x, yp[b, 0], color=colors[b % len(colors)], alpha=alpha)[0]
                            for b in range(yp.shape[0])]))
 
@@ -92,7 +92,7 @@ def baseline(run_dir: Path, case: str, frames: list[int], path: Path) -> None:
     plt.close(fig)
 
 
-def ours(run_dir: Path, what: str, frames: list[int], workers: int | None) -> None:
+def ours(run_dir: Path, what: str, workers: int | None) -> None:
     render_run(run_dir, {**DEFAULTS, "what": [what], "frame_stride": 1, "workers": workers},
                out=io.StringIO())
 
@@ -111,7 +111,7 @@ def _chunk(frames):
 
 def raw_to_parent(run_dir: Path, scene: str, frames: list[int], path: Path, workers: int):
     """The alternative split: workers render frames, the parent writes them to one ffmpeg."""
-    spec = (scene, str(run_dir), DEFAULTS, 0, {})
+    spec = (scene, str(run_dir), DEFAULTS, 0)
     size = (DEFAULTS["width"], DEFAULTS["height"])
     gen = video.writer(path, size, 30, "mp4")
     chunks = [frames[i:i + 8] for i in range(0, len(frames), 8)]
@@ -140,7 +140,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=1, help="best of N timings per renderer")
     args = p.parse_args()
     runs = args.runs or Path(tempfile.mkdtemp(prefix="render_bench_"))
-    cores = len(os.sched_getaffinity(0))
+    cores = video.cpu_cores()
     rows = []
     for case, (sweep, what, scene) in CASES.items():
         if args.only and case != args.only:
@@ -159,10 +159,10 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             r = args.repeat
             t_base = timed(baseline, run_dir, case, frames, Path(tmp) / "base.mp4", repeat=r)
-            t_one = timed(ours, run_dir, what, frames, 1, repeat=r)
+            t_one = timed(ours, run_dir, what, 1, repeat=r)
             t_raw = timed(raw_to_parent, run_dir, scene, frames, Path(tmp) / "raw.mp4", cores,
                           repeat=r)
-            t_all = timed(ours, run_dir, what, frames, None, repeat=r)
+            t_all = timed(ours, run_dir, what, None, repeat=r)
         for name, t in [("FuncAnimation.save (baseline)", t_base), ("swarm, 1 process", t_one),
                         (f"swarm, {cores} procs, raw frames to parent", t_raw),
                         (f"swarm, {cores} procs, segments (default)", t_all)]:

@@ -28,7 +28,7 @@ import io
 import json
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -122,16 +122,19 @@ def summary_rows(axis_names: list[str], labels: dict, index: int, arrays: dict) 
 
 @dataclass
 class CellResult:
-    """One cell of a saved run; arrays are memory-mapped on first access."""
+    """One cell of a saved run; arrays are memory-mapped on first access, and kept."""
 
     index: int
     labels: dict
     values: dict
     info: dict
     path: Path
+    _arrays: dict = field(default_factory=dict, repr=False, compare=False)
 
     def array(self, name: str) -> np.ndarray:
-        return np.load(self.path / f"{name}.npy", mmap_mode="r")
+        if name not in self._arrays:
+            self._arrays[name] = np.load(self.path / f"{name}.npy", mmap_mode="r")
+        return self._arrays[name]
 
     @property
     def loss(self) -> np.ndarray:

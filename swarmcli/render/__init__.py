@@ -25,8 +25,8 @@ DEFAULTS = {"what": ["hive", "loss", "final_loss"], "epochs": [0, -1], "fps": 30
 
 STILLS = {"hive": stills.hive, "loss": stills.loss, "final_loss": stills.final_loss,
           "kinks": stills.kinks, "activations": stills.activations}
-ANIMATIONS = {"hive_animation": ("hive", {}), "swarm_loss_animation": ("swarm_loss", {}),
-              "kinks_animation": ("kinks", {})}
+ANIMATIONS = {"hive_animation": "hive", "swarm_loss_animation": "swarm_loss",
+              "kinks_animation": "kinks"}  # figure -> scene
 WHAT = [*STILLS, *ANIMATIONS, "none"]
 NEEDS = {"hive": ["ypred"], "hive_animation": ["ypred"], "swarm_loss_animation": ["ypred"],
          "kinks": ["weights", "biases"], "kinks_animation": ["ypred", "weights", "biases"]}
@@ -99,12 +99,12 @@ def _draw(what: str, run: results.Run, cfg: dict, fig_dir: Path):
         with matplotlib.rc_context(scenes.STYLE):
             yield from STILLS[what](run, cfg, fig_dir)
         return
-    scene, kw = ANIMATIONS[what]
+    scene = ANIMATIONS[what]
     frames = video.select_frames(len(run.frames), cfg["fps"], cfg["max_seconds"],
                                  cfg["frame_stride"])
     for p, page in enumerate(data.pages(run)):
         path = fig_dir / f"{what}{page.name}.{cfg['format']}"
-        spec = (scene, str(run.path), cfg, p, kw)
+        spec = (scene, str(run.path), cfg, p)
         yield video.write_video(spec, frames, path, cfg["fps"], cfg["format"], cfg["workers"])
 
 

@@ -117,12 +117,15 @@ class Scene:
         self.on_update(lambda frame, epoch: lines.set_segments(
             seg[:, : np.searchsorted(keep, epoch, side="right")]))
 
+    def turning_lines(self, ax) -> None:
+        """Dashed lines where the target turns: where kinks are needed."""
+        for tp in data.turning_points(self.run.load("target_x"), self.run.load("target_y")):
+            ax.axvline(tp, color="0.4", ls="--", lw=0.8, zorder=0)
+
     def kink_panel(self, ax, cell: CellResult, counts: np.ndarray, edges: np.ndarray,
                    outside: np.ndarray) -> None:
         """Histogram of -b/w over every first-layer unit of every bee; one moving StepPatch."""
-        run = self.run
-        for tp in data.turning_points(run.load("target_x"), run.load("target_y")):
-            ax.axvline(tp, color="0.4", ls="--", lw=0.8, zorder=0)
+        self.turning_lines(ax)
         ax.set_xlim(edges[0], edges[-1])
         ax.set_ylim(0, max(1.0, counts.max() * 1.08))
         ax.set_ylabel(f"units ({cell.info['bees']} bees x {cell.info['width']})")
@@ -200,8 +203,7 @@ def kinks(run: Run, cfg: dict, page_index: int = 0, animated: bool = False,
         counts, edges, outside = data.kink_counts(run, cell)
         if with_swarm:
             sc.swarm_panel(top, cell)
-            for tp in data.turning_points(run.load("target_x"), run.load("target_y")):
-                top.axvline(tp, color="0.4", ls="--", lw=0.8, zorder=0)
+            sc.turning_lines(top)
         else:
             twin = hist.twinx()
             twin.plot(run.load("target_x"), run.load("target_y"), color="0.55", lw=1.4)

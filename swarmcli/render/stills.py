@@ -3,21 +3,21 @@ loss of every bee per cell, and the activation gallery."""
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 
 from swarmcli.render import data, scenes
-from swarmcli.results import Run
+from swarmcli.results import Run, atomic_write_bytes
 
 
 def save(fig, path: Path) -> Path:
-    """Render to a temporary name, then rename: a figure is never half-written."""
-    tmp = path.with_name(f".{path.stem}.part{path.suffix}")
-    fig.savefig(tmp, format="png", dpi=fig.dpi)
-    os.replace(tmp, path)
+    """Render in memory, then write atomically: a figure is never half-written."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi)
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 

@@ -40,9 +40,9 @@ class FrameSource:
     """A scene drawn once, its background kept; `frame(i)` is frame i's RGBA bytes."""
 
     def __init__(self, spec: tuple):
-        name, run_dir, cfg, page, kw = spec
+        name, run_dir, cfg, page = spec
         with matplotlib.rc_context(scenes.STYLE):
-            self.scene = scenes.SCENES[name](load(run_dir), cfg, page, animated=True, **kw)
+            self.scene = scenes.SCENES[name](load(run_dir), cfg, page, animated=True)
             canvas = self.scene.fig.canvas
             canvas.draw()
             self.background = canvas.copy_from_bbox(self.scene.fig.bbox)
@@ -104,8 +104,13 @@ def workers_for(requested: int | None, n_frames: int, fmt: str) -> int:
     # a GIF's palette is made from all its frames, so it is one segment
     if fmt == "gif":
         return 1
+    return max(1, min(requested or cpu_cores(), n_frames // MIN_FRAMES_PER_WORKER))
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(requested or cores or 1, n_frames // MIN_FRAMES_PER_WORKER))
+    return cores or 1
 
 
 def write_video(spec: tuple, frames: list[int], path: Path, fps: float, fmt: str,
