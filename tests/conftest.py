@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,15 @@ torch.set_num_threads(1)
 
 
 compose_config = config.compose
+
+SWARM = str(Path(sys.executable).with_name("swarm"))  # the installed CLI
+CLI_TINY = ["train.epochs=5", "train.bees=2", "progress=false", "render.what=[none]"]
+
+
+def swarm(*args: str, cwd=None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`swarm ARGS` in a subprocess, one torch thread; `env` adds to (or overrides) os.environ."""
+    return subprocess.run([SWARM, *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
 
 
 TINY = ["train.epochs=6", "train.bees=3", "progress=false"]

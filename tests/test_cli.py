@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import CLI_TINY, swarm
 
 from swarmcli import load
 
-SWARM = str(Path(sys.executable).parent / "swarm")
-TINY = ["train.epochs=5", "train.bees=2", "progress=false", "render.what=[none]"]
-
-
-def swarm(*args, cwd, env=None):
-    return subprocess.run([SWARM, *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+TINY = CLI_TINY
 
 
 @pytest.fixture(scope="module")

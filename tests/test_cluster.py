@@ -15,16 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import CLI_TINY, swarm
 
 from swarmcli import collect
 
-SWARM = Path(sys.executable).parent / "swarm"
-TINY = ["train.epochs=5", "train.bees=2", "progress=false", "render.what=[none]"]
-
-
-def swarm(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(SWARM), *args], capture_output=True, text=True, timeout=300,
-                          env=env)
+TINY = CLI_TINY
 
 
 def final_losses(job_dir: Path) -> np.ndarray:

@@ -18,17 +18,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import CLI_TINY, swarm
 
 from swarmcli import collect, runner
 from swarmcli.config import SwarmError
 
-SWARM = Path(sys.executable).parent / "swarm"
-TINY = ["train.epochs=5", "train.bees=2", "progress=false", "render.what=[none]"]
+TINY = CLI_TINY
 
 
 def swarm_multirun(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(SWARM), "run", "-m", f"hydra.sweep.dir={sweep_dir}", *TINY,
-                           *overrides], capture_output=True, text=True, timeout=300)
+    return swarm("run", "-m", f"hydra.sweep.dir={sweep_dir}", *TINY, *overrides)
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -312,11 +311,11 @@ def test_glob_sweep_jobs_match_the_plan_and_leave_nothing_to_rerun(tmp_path, cap
 
 
 def test_swarm_collect_is_a_swarm_command():
-    p = subprocess.run([str(SWARM), "collect", "/nonexistent"], capture_output=True, text=True)
+    p = swarm("collect", "/nonexistent")
     assert p.returncode == 2
     assert p.stderr.strip() == ("swarm: error: '/nonexistent' does not exist; give a multirun "
                                 "dir (multirun/DATE/TIME, or the hydra.sweep.dir of swarm run -m)")
-    p = subprocess.run([str(SWARM), "collect", "--help"], capture_output=True, text=True)
+    p = swarm("collect", "--help")
     assert p.returncode == 0 and "--rerun-failed" in p.stdout
 
 

@@ -12,12 +12,12 @@ import imageio_ffmpeg
 import matplotlib.image
 import numpy as np
 import pytest
+from conftest import swarm
 
 from swarmcli import cli, config, results
 from swarmcli.config import SwarmError
 from swarmcli.render import DEFAULTS, WHAT, data, render_run, scenes, video
 
-SWARM = str(Path(sys.executable).with_name("swarm"))
 SMALL = {"width": 320, "height": 241, "dpi": 50}  # 241 rounds to an even 240
 
 
@@ -197,9 +197,8 @@ def test_swarm_render_in_a_new_process(tiny_run):
     """After training is over and its process gone: re-render from the files, as a user would,
     without torch or Hydra in the rendering process."""
     run_dir = tiny_run("+sweep=width_activation")
-    cmd = [SWARM, "render", str(run_dir), "what=[hive,loss,hive_animation]", "epochs=[0,-1]",
-           "fps=30", "format=gif", "width=320", "height=240"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    done = swarm("render", str(run_dir), "what=[hive,loss,hive_animation]", "epochs=[0,-1]",
+                 "fps=30", "format=gif", "width=320", "height=240")
     assert done.returncode == 0, done.stderr
     wrote = [Path(line.split(" ", 1)[1]).name for line in done.stdout.splitlines()]
     assert wrote == ["hive_epoch0000.png", "hive_epoch0006.png", "loss.png",
