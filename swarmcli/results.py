@@ -191,6 +191,12 @@ class Run:
     def y(self):
         return self.load("y")
 
+    @property
+    def eval_x(self):
+        """Where `ypred` was evaluated: a dense grid over the domain plus the training points
+        (eval_x.npy); runs written before the grid existed evaluated at x."""
+        return self.load("eval_x") if (self.path / "eval_x.npy").exists() else self.x
+
     def cell(self, **match) -> CellResult:
         """The one cell whose axis labels or values match, e.g. cell(width=3, activation="relu");
         a key may be an axis name, a dotted config key, or its last part."""
