@@ -62,22 +62,24 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    """Optimizer; fields another optimizer does not use are ignored by it."""
+    """Optimizer. Every field left null takes the default of the optimizer named (torch.optim's;
+    `swarm list` shows them), so `optim.name=adamw` is exactly `optim=adamw`. Fields another
+    optimizer does not use are ignored by it."""
 
     name: str = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.0  # sgd
-    dampening: float = 0.0  # sgd
-    nesterov: bool = False  # sgd
+    lr: float | None = None
+    momentum: float | None = None  # sgd, rmsprop
+    dampening: float | None = None  # sgd
+    nesterov: bool | None = None  # sgd
     weight_decay: float | None = None  # added to the gradient as torch.optim does (adamw:
-    # decoupled); None: torch's default (0.01 for adamw, else 0)
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam, adamw, adamax, nadam
-    eps: float | None = None  # None: torch's default (1e-10 for adagrad, else 1e-8)
-    alpha: float = 0.99  # rmsprop smoothing
-    centered: bool = False  # rmsprop
-    lr_decay: float = 0.0  # adagrad
-    initial_accumulator_value: float = 0.0  # adagrad
-    momentum_decay: float = 0.004  # nadam
+    # decoupled)
+    betas: list[float] | None = None  # adam, adamw, adamax, nadam
+    eps: float | None = None
+    alpha: float | None = None  # rmsprop smoothing
+    centered: bool | None = None  # rmsprop
+    lr_decay: float | None = None  # adagrad
+    initial_accumulator_value: float | None = None  # adagrad
+    momentum_decay: float | None = None  # nadam
 
 
 @dataclass
@@ -230,17 +232,18 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
     if not 0 <= m.dropout < 1:
         raise SwarmError(f"model.dropout={m.dropout!r} must be in [0, 1)")
     choice("optim.name", o.name, optim.OPTIMIZERS)
-    positive("optim.lr", o.lr)
+    eff = optim.effective(o)
+    positive("optim.lr", eff["lr"])
     for key in ("momentum", "dampening", "alpha", "lr_decay", "initial_accumulator_value",
-                "momentum_decay"):
-        positive(f"optim.{key}", getattr(o, key), allow_zero=True)
-    if o.weight_decay is not None:
-        positive("optim.weight_decay", o.weight_decay, allow_zero=True)
-    if o.eps is not None:
-        positive("optim.eps", o.eps)
-    if len(o.betas) != 2 or not all(0 <= b < 1 for b in o.betas):
-        raise SwarmError(f"optim.betas={list(o.betas)!r} must be two numbers in [0, 1)")
-    if o.nesterov and (o.momentum <= 0 or o.dampening != 0):
+                "momentum_decay", "weight_decay"):
+        if eff.get(key) is not None:
+            positive(f"optim.{key}", eff[key], allow_zero=True)
+    if eff.get("eps") is not None:
+        positive("optim.eps", eff["eps"])
+    betas = eff.get("betas")
+    if betas is not None and (len(betas) != 2 or not all(0 <= b < 1 for b in betas)):
+        raise SwarmError(f"optim.betas={list(betas)!r} must be two numbers in [0, 1)")
+    if eff.get("nesterov") and ((eff.get("momentum") or 0) <= 0 or eff.get("dampening")):
         raise SwarmError("optim.nesterov=true needs optim.momentum > 0 and optim.dampening = 0")
     choice("schedule.name", cfg.schedule.name, schedules.SCHEDULES)
     try:
