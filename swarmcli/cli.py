@@ -22,12 +22,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from swarmcli import config, runner
-from swarmcli.config import SwarmError
+from swarmcli import completion
+from swarmcli.errors import USER_FULL_ERROR, SwarmError
 
 log = logging.getLogger("swarmcli")
-USER_FULL_ERROR = "SWARM_USER_FULL_ERROR"  # the user's HYDRA_FULL_ERROR, before we set ours
-config.register_schema()
 
 USAGE = """usage: swarm COMMAND [ARGS]
 
@@ -44,6 +42,8 @@ commands:
 @hydra.main(version_base="1.3", config_path="pkg://swarmcli.configs", config_name="config")
 def hydra_run(cfg: DictConfig) -> float:
     """One Hydra job: train, save, render; return the swarm's median final loss (for sweepers)."""
+    from swarmcli import runner  # torch: only a job that trains pays for importing it
+
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         summary = runner.run(cfg, run_dir)
@@ -78,13 +78,17 @@ def _render_after_run(cfg, run_dir: Path) -> None:
         render.render_run(run_dir, OmegaConf.to_container(cfg.render), out=sys.stdout)
 
 
-def _hydra_argv(rest: list[str]) -> list[str]:
-    return [sys.argv[0], *rest]
+def _run_hydra(rest: list[str]) -> None:
+    """The Hydra app, on `rest` as its command line."""
+    from swarmcli import config  # numpy and the schema: only commands that compose pay for them
+
+    config.register_schema()
+    sys.argv = [sys.argv[0], *rest]
+    hydra_run()
 
 
 def cmd_run(rest: list[str]) -> None:
-    sys.argv = _hydra_argv(rest)
-    hydra_run()
+    _run_hydra(rest)
 
 
 def cmd_rerun(rest: list[str]) -> None:
@@ -98,9 +102,7 @@ def cmd_rerun(rest: list[str]) -> None:
     if not any(o.startswith("hydra.run.dir=") for o in overrides):
         overrides.append(f"hydra.run.dir={old.parent / (old.name + '-rerun')}")
     new_dir = Path(next(o for o in overrides if o.startswith("hydra.run.dir=")).split("=", 1)[1])
-    sys.argv = _hydra_argv(["--config-path", str(old / ".hydra"), "--config-name", "config",
-                            *overrides])
-    hydra_run()
+    _run_hydra(["--config-path", str(old / ".hydra"), "--config-name", "config", *overrides])
     from swarmcli import results
 
     same, total, diff = results.compare(old, new_dir)
@@ -112,7 +114,7 @@ def cmd_rerun(rest: list[str]) -> None:
 
 
 def cmd_render(rest: list[str]) -> None:
-    from swarmcli import render
+    from swarmcli import config, render
 
     if not rest or "=" in rest[0]:
         raise SwarmError("usage: swarm render RUN_DIR [KEY=VALUE ...]")
@@ -132,16 +134,16 @@ def cmd_render(rest: list[str]) -> None:
 def cmd_list(rest: list[str]) -> None:
     from importlib.resources import files
 
-    from swarmcli import nn, optim, schedules, targets
+    from swarmcli import choices, targets
 
     sweeps = sorted(p.name[:-5] for p in (files("swarmcli.configs") / "sweep").iterdir()
                     if p.name.endswith(".yaml"))
     for title, names in [("sweeps", sweeps), ("targets", targets.TARGETS),
-                         ("activations", nn.ACTIVATIONS), ("optimizers", optim.OPTIMIZERS),
-                         ("inits", nn.INITS), ("schedules", schedules.SCHEDULES)]:
+                         ("activations", choices.ACTIVATIONS), ("optimizers", choices.OPTIMIZERS),
+                         ("inits", choices.INITS), ("schedules", choices.SCHEDULES)]:
         print(f"{title + ':':13} {', '.join(names)}")
     print("optimizer defaults (any optim.* key left null takes them):")
-    for name, defaults in optim.DEFAULTS.items():
+    for name, defaults in choices.DEFAULTS.items():
         print(f"  {name + ':':9} {', '.join(f'{k}={v}' for k, v in defaults.items())}")
 
 
@@ -155,22 +157,13 @@ COMMANDS = {"run": cmd_run, "rerun": cmd_rerun, "render": cmd_render, "collect":
             "list": cmd_list}
 
 
-def _strip_subcommand_from_comp_line() -> None:
-    """Bash completion calls `swarm -sc query=bash` with COMP_LINE='swarm run ...': Hydra must
-    see the line without the subcommand word."""
-    line = os.environ.get("COMP_LINE", "")
-    words = line.split(" ")
-    if len(words) > 1 and words[1] in COMMANDS:
-        os.environ["COMP_LINE"] = " ".join([words[0], *words[2:]])
-        point = int(os.environ.get("COMP_POINT", len(line)))
-        os.environ["COMP_POINT"] = str(max(0, point - len(words[1]) - 1))
-
-
 def error_message(e: BaseException) -> str:
     """One line for a user's mistake, naming the bad value (and the choices, where known)."""
     if isinstance(e, SwarmError):
         return str(e)
     if isinstance(e, OmegaConfBaseException) or isinstance(e.__cause__, OmegaConfBaseException):
+        from swarmcli import config
+
         inner = e.__cause__ if isinstance(e.__cause__, OmegaConfBaseException) else e
         return config.one_line(inner)
     lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
@@ -188,8 +181,9 @@ def error_message(e: BaseException) -> str:
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("-sc", "--shell-completion"):
+        if completion.answer(argv[1:], COMMANDS):
+            return
         argv = ["run", *argv]
-        _strip_subcommand_from_comp_line()
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         sys.exit(0 if argv else 2)

@@ -17,7 +17,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from swarmcli import formula, nn, optim, schedules, splits, targets
+from swarmcli import choices, formula, schedules, splits, targets
 from swarmcli.errors import SwarmError  # noqa: F401 (re-exported: config.SwarmError)
 from swarmcli.objective import check_objective
 
@@ -184,13 +184,6 @@ def compose(overrides=()) -> DictConfig:
         return hydra_compose(config_name="config", overrides=list(overrides))
 
 
-DEVICES = ("auto", "cpu", "cuda")
-DTYPES = ("float32", "float64")
-COMPILE = ("auto", "on", "off")
-RECORDABLE = ("ypred", "weights", "biases")
-LOSSES = ("mse", "mae", "huber")
-
-
 def choice(key: str, value: Any, choices) -> None:
     if value not in choices:
         raise SwarmError(f"{key}={value!r} is not one of: {', '.join(map(str, choices))}")
@@ -224,15 +217,15 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
     splits.check(t.split.kind, t.split.fraction, t.split.seed, t.split.gap, domain=t.domain)
     integer("model.depth", m.depth, minimum=1)
     integer("model.width", m.width, minimum=1)
-    choice("model.activation", m.activation, nn.ACTIVATIONS)
-    choice("model.init", m.init, nn.INITS)
+    choice("model.activation", m.activation, choices.ACTIVATIONS)
+    choice("model.init", m.init, choices.INITS)
     positive("model.init_std", m.init_std)
     if len(m.init_bounds) != 2 or not m.init_bounds[0] < m.init_bounds[1]:
         raise SwarmError(f"model.init_bounds={list(m.init_bounds)!r} must be [a, b] with a < b")
     if not 0 <= m.dropout < 1:
         raise SwarmError(f"model.dropout={m.dropout!r} must be in [0, 1)")
-    choice("optim.name", o.name, optim.OPTIMIZERS)
-    eff = optim.effective(o)
+    choice("optim.name", o.name, choices.OPTIMIZERS)
+    eff = choices.effective(o)
     positive("optim.lr", eff["lr"])
     for key in ("momentum", "dampening", "alpha", "lr_decay", "initial_accumulator_value",
                 "momentum_decay", "weight_decay"):
@@ -245,7 +238,7 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
         raise SwarmError(f"optim.betas={list(betas)!r} must be two numbers in [0, 1)")
     if eff.get("nesterov") and ((eff.get("momentum") or 0) <= 0 or eff.get("dampening")):
         raise SwarmError("optim.nesterov=true needs optim.momentum > 0 and optim.dampening = 0")
-    choice("schedule.name", cfg.schedule.name, schedules.SCHEDULES)
+    choice("schedule.name", cfg.schedule.name, choices.SCHEDULES)
     try:
         schedules.resolve(cfg.schedule.name, schedule_params(cfg), tr.epochs)
     except ValueError as e:
@@ -253,10 +246,10 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
     integer("train.epochs", tr.epochs, minimum=0)
     integer("train.bees", tr.bees, minimum=1)
     integer("train.stride", tr.stride, minimum=1)
-    choice("train.device", tr.device, DEVICES)
-    choice("train.dtype", tr.dtype, DTYPES)
-    choice("train.compile", tr.compile, COMPILE)
-    choice("train.loss", tr.loss, LOSSES)
+    choice("train.device", tr.device, choices.DEVICES)
+    choice("train.dtype", tr.dtype, choices.DTYPES)
+    choice("train.compile", tr.compile, choices.COMPILE)
+    choice("train.loss", tr.loss, choices.LOSSES)
     positive("train.huber_delta", tr.huber_delta)
     positive("train.l1", tr.l1, allow_zero=True)
     positive("train.l2", tr.l2, allow_zero=True)
@@ -268,7 +261,7 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
             raise SwarmError("train.patience needs validation points: set target.split.kind "
                              "to one of: random, gap, extrapolate")
     for f in tr.record:
-        choice("train.record", f, RECORDABLE)
+        choice("train.record", f, choices.RECORDABLE)
 
     check_objective(cfg.objective.stat, cfg.objective.q, cfg.objective.threshold)
     return cfg

@@ -1,5 +1,8 @@
 """The one exception users see. A module of its own, with no imports, so every layer (formula
-parser, splits, renderers) can raise it without pulling in Hydra or torch."""
+parser, splits, renderers, collect) can raise it without pulling in Hydra or torch."""
+
+# The user's HYDRA_FULL_ERROR, before `swarm` sets its own (collect passes it on to reruns).
+USER_FULL_ERROR = "SWARM_USER_FULL_ERROR"
 
 
 class SwarmError(ValueError):
