@@ -22,7 +22,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from swarmcli import completion
+from swarmcli import completion, joblog
 from swarmcli.errors import USER_FULL_ERROR, SwarmError
 
 log = logging.getLogger("swarmcli")
@@ -44,10 +44,15 @@ def hydra_run(cfg: DictConfig) -> float:
     """One Hydra job: train, save, render; return the swarm's median final loss (for sweepers)."""
     from swarmcli import runner  # torch: only a job that trains pays for importing it
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    out = joblog.JobOutput(header=f"job {hc.job.num}: {' '.join(hc.overrides.task)}"
+                           if hc.mode == RunMode.MULTIRUN else None)
+    logging.captureWarnings(True)  # warnings into swarm.log too
     try:
-        summary = runner.run(cfg, run_dir)
-        _render_after_run(cfg, run_dir)
+        summary = runner.run(cfg, run_dir, out=out)
+        _render_after_run(cfg, run_dir, out)
+        print(f"run dir: {run_dir}", file=out)
     except SwarmError as e:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             # One job of a sweep: say why in its own log, and let Hydra carry on with the other
@@ -61,7 +66,9 @@ def hydra_run(cfg: DictConfig) -> float:
         # Hydra 1.3.8 keeps a failed multirun job's traceback out of its log: log it ourselves.
         log.exception("job failed")
         raise
-    print(f"run dir: {run_dir}")
+    finally:
+        out.finish()
+        logging.captureWarnings(False)
     return summary.objective
 
 
@@ -70,12 +77,12 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-def _render_after_run(cfg, run_dir: Path) -> None:
+def _render_after_run(cfg, run_dir: Path, out) -> None:
     what = list(cfg.render.what)
     if what and what != ["none"]:
         from swarmcli import render
 
-        render.render_run(run_dir, OmegaConf.to_container(cfg.render), out=sys.stdout)
+        render.render_run(run_dir, OmegaConf.to_container(cfg.render), out=out)
 
 
 def _run_hydra(rest: list[str]) -> None:

@@ -9,6 +9,7 @@ own completion, with the subcommand (and rerun's RUN_DIR) taken out of the line.
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
@@ -72,29 +73,37 @@ def values(name: str, key: str, typed: str) -> list[str] | None:
 
     grid = name.startswith("sweep.grid.")
     name = name.removeprefix("sweep.grid.")
-    options = choices.LISTS.get(name) or enumerated().get(name)
-    if options is None:
+    found = options(name)
+    if found is None:
         return None
     bracket = "[" if grid or name in choices.LISTS or typed.startswith("[") else ""
     head, comma, part = typed.removeprefix("[").rpartition(",")
-    return [f"{key}={bracket}{head}{comma}{v}" for v in options if v.startswith(part)]
+    return [f"{key}={bracket}{head}{comma}{v}" for v in found if v.startswith(part)]
 
 
-def enumerated() -> dict[str, tuple[str, ...]]:
-    """Key -> its choices, for every key whose values are names (or true/false)."""
-    from swarmcli import choices, objective, splits, targets
+# Keys whose names live in a numpy module: imported only when such a key is completed.
+ELSEWHERE = {"target.name": ("swarmcli.targets", "TARGETS"),
+             "target.split.kind": ("swarmcli.splits", "KINDS"),
+             "objective.stat": ("swarmcli.objective", "OBJECTIVE_STATS")}
 
+
+def options(name: str) -> tuple[str, ...] | None:
+    """The choices of the dotted key `name` (a list key: of its items); None if it has none."""
+    from swarmcli import choices
+
+    if name in ELSEWHERE:
+        module, attr = ELSEWHERE[name]
+        return tuple(getattr(importlib.import_module(module), attr))
     cores = str(len(os.sched_getaffinity(0)))
     return {
         "model.activation": choices.ACTIVATIONS, "model.init": choices.INITS,
         "optim.name": choices.OPTIMIZERS, "schedule.name": tuple(choices.SCHEDULES),
-        "target.name": tuple(targets.TARGETS), "target.split.kind": splits.KINDS,
         "train.loss": choices.LOSSES, "train.device": choices.DEVICES,
         "train.dtype": choices.DTYPES, "train.compile": choices.COMPILE,
         "train.threads": tuple(dict.fromkeys(("auto", "1", cores))),
-        "objective.stat": objective.OBJECTIVE_STATS, "render.format": choices.RENDER_FORMATS,
+        "render.format": choices.RENDER_FORMATS, **choices.LISTS,
         **{k: BOOLEAN for k in choices.BOOLEANS},
-    }
+    }.get(name)
 
 
 def render_keys() -> list[str]:

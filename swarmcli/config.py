@@ -12,14 +12,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from swarmcli import choices, formula, schedules, splits, targets
+from swarmcli import choices, schedules
 from swarmcli.errors import SwarmError  # noqa: F401 (re-exported: config.SwarmError)
-from swarmcli.objective import check_objective
 
 
 @dataclass
@@ -118,6 +116,7 @@ class TrainConfig:
     stride: int = 1  # record every `stride` epochs (the first and last epoch always)
     memory_limit_gb: float | None = None  # recording budget; default: half the free memory
     compile: str = "auto"  # torch.compile each epoch as one graph: auto (large runs), on, off
+    threads: Any = "auto"  # torch intra-op threads: auto (1 for small batches), or an integer
 
 
 @dataclass
@@ -203,6 +202,12 @@ def integer(key: str, value: Any, *, minimum: int) -> None:
 
 def validate(cfg: SwarmConfig) -> SwarmConfig:
     """Check one cell's settings; raise SwarmError naming the bad value and the valid choices."""
+    # numpy's modules here, not at the top: composing a config (--cfg, --help) needs none of them
+    import numpy as np
+
+    from swarmcli import formula, splits, targets
+    from swarmcli.objective import check_objective
+
     t, m, o, tr = cfg.target, cfg.model, cfg.optim, cfg.train
     choice("target.name", t.name, targets.TARGETS)
     if len(t.domain) != 2 or not t.domain[0] < t.domain[1]:
@@ -250,6 +255,9 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
     choice("train.dtype", tr.dtype, choices.DTYPES)
     choice("train.compile", tr.compile, choices.COMPILE)
     choice("train.loss", tr.loss, choices.LOSSES)
+    if tr.threads != "auto" and (not isinstance(tr.threads, int) or isinstance(tr.threads, bool)
+                                 or tr.threads < 1):
+        raise SwarmError(f"train.threads={tr.threads!r} must be auto or an integer >= 1")
     positive("train.huber_delta", tr.huber_delta)
     positive("train.l1", tr.l1, allow_zero=True)
     positive("train.l2", tr.l2, allow_zero=True)

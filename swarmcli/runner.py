@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from swarmcli import config, engine, grid, nn, objective, optim, results, schedules, targets
 from swarmcli.config import SwarmError
@@ -69,6 +70,23 @@ COMPILE_WORK = 2e10
 
 def use_compile(setting: str, work: float) -> bool:
     return setting == "on" or (setting == "auto" and work >= COMPILE_WORK)
+
+
+# Below this much work per epoch (bees x width x points x depth, over a batch) one intra-op
+# thread is fastest: more threads only add overhead (benchmarks/threads.py measures it).
+THREADS_WORK = 1e6
+
+
+def threads(setting, work: float) -> int:
+    """torch's intra-op threads for a run: the integer given, or for `auto` one thread below
+    THREADS_WORK and every usable core (at most OMP_NUM_THREADS, when set) from there on."""
+    if setting != "auto":
+        return int(setting)
+    if work < THREADS_WORK:
+        return 1
+    cores = len(os.sched_getaffinity(0))
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    return min(cores, int(omp)) if omp.isdigit() and int(omp) > 0 else cores
 
 
 def memory_budget(limit_gb: float | None) -> int:
@@ -139,6 +157,11 @@ def run(cfg, run_dir, *, gradient: str = "fused", out=sys.stdout) -> RunSummary:
     except RuntimeError as e:
         raise SwarmError(str(e)) from None
 
+    tr = cells[0].cfg.train
+    n_threads = threads(tr.threads, max(b.total_bees * max(b.widths) * len(b.x) * b.depth
+                                        for b in batch_list))
+    torch.set_num_threads(n_threads)
+
     writer = results.RunWriter(Path(run_dir), manifest(cells[0].cfg, axes, cells, device))
     t = cells[0].cfg.target
     x, y, val = targets.training_data(t)
@@ -174,6 +197,8 @@ def run(cfg, run_dir, *, gradient: str = "fused", out=sys.stdout) -> RunSummary:
     print_table(cells, axis_names, finals, out)
     if diverged:
         print(f"{diverged} bee(s) diverged (non-finite loss) and were frozen", file=out)
+    print(f"trained {sum(b.total_bees for b in batch_list)} bees x {tr.epochs} epochs in "
+          f"{seconds:.2f} s ({device}, {n_threads} thread{'s' * (n_threads > 1)})", file=out)
     return RunSummary(Path(run_dir), finals, diverged, seconds,
                       asdict(cells[0].cfg.objective))
 
