@@ -5,7 +5,7 @@ and at every core, over batch sizes work = bees x width x points x depth.
 on; this script is where that threshold comes from. Each size runs 1 thread and N threads in
 turns (--repeat times each, median), so a busy machine slows both alike.
 
-    .venv/bin/python benchmarks/threads.py [--repeat 3] [--epochs 10]
+    .venv/bin/python benchmarks/threads.py [--repeat 3] [--epochs 10] [--sizes 100000x10x101x1]
 """
 
 from __future__ import annotations
@@ -43,12 +43,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--sizes", help="BEESxWIDTHxPOINTSxDEPTH,... instead of the built-in list")
     args = ap.parse_args()
+    sizes = ([tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+             if args.sizes else SIZES)
     many = len(os.sched_getaffinity(0))
     print(f"torch {torch.__version__}, {many} usable cores, load {os.getloadavg()[0]:.1f}")
     print(f"{'bees':>6} {'width':>5} {'points':>6} {'depth':>5} {'work':>9}  "
           f"{'1 thread ms':>11}  {f'{many} threads ms':>12}  speed-up")
-    for bees, width, points, depth in SIZES:
+    for bees, width, points, depth in sizes:
         batch = batch_for(bees, width, points, depth, args.epochs)
         seconds_per_epoch(batch, 1)  # warm-up
         times = {1: [], many: []}

@@ -90,6 +90,8 @@ def _run_hydra(rest: list[str]) -> None:
     from swarmcli import config  # numpy and the schema: only commands that compose pay for them
 
     config.register_schema()
+    # optuna's storage imports alembic, which logs each of its plugins at INFO
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     sys.argv = [sys.argv[0], *rest]
     hydra_run()
 

@@ -14,6 +14,8 @@ import io
 import logging
 import sys
 
+from hydra.experimental.callback import Callback
+
 
 class JobOutput(io.TextIOBase):
     def __init__(self, terminal=None, header: str | None = None):
@@ -21,6 +23,8 @@ class JobOutput(io.TextIOBase):
         self.header = header  # None: a single run, printed as it comes
         self.held: list[str] = [] if header is None else [header + "\n"]
         self.partial = ""
+        if header is not None:
+            to_log_file(header)
 
     def writable(self) -> bool:
         return True
@@ -56,3 +60,18 @@ def to_log_file(line: str) -> None:
     for h in logging.getLogger().handlers:
         if isinstance(h, logging.FileHandler) and record.levelno >= h.level:
             h.handle(record)
+
+
+class QuietSetup(Callback):
+    """A Hydra callback (configs/config.yaml) that keeps a sweeper's set-up chatter off the
+    terminal: optuna announces every study at INFO on its own coloured stderr handler, raw ANSI
+    codes in a log or a pipe. Optuna's records go instead through Hydra's logging, warnings
+    only."""
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        if "optuna" in str(config.hydra.sweeper.get("_target_", "")):
+            import optuna
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            optuna.logging.disable_default_handler()
+            optuna.logging.enable_propagation()

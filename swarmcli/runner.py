@@ -73,8 +73,10 @@ def use_compile(setting: str, work: float) -> bool:
 
 
 # Below this much work per epoch (bees x width x points x depth, over a batch) one intra-op
-# thread is fastest: more threads only add overhead (benchmarks/threads.py measures it).
-THREADS_WORK = 1e6
+# thread is fastest: more threads only add overhead. benchmarks/threads.py on the 2-core
+# development machine (shared, load 6-8): 2 threads took 2-7x longer than 1 at every size from
+# 6e3 to 1e8, so only batches beyond that get every core; re-measure on a machine of your own.
+THREADS_WORK = 1e8
 
 
 def threads(setting, work: float) -> int:
