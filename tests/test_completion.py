@@ -110,7 +110,7 @@ def test_completing_mid_line_looks_at_the_word_under_the_cursor(monkeypatch, cap
 
 def test_every_enumerated_and_boolean_key_of_the_schema_completes():
     """A key added to the schema with a fixed set of values needs its choices here too."""
-    free = {"target.expr", "sweep.name"}  # strings without a fixed set of values
+    free = {"target.expr", "sweep.name", "sweep.lesson"}  # strings without a fixed set of values
 
     def walk(cls, prefix=""):
         hints = typing.get_type_hints(cls)
