@@ -2,8 +2,8 @@
 COMP_POINT set (by the script that `swarm run -sc install=bash` prints).
 
 Subcommands, the values of every enumerated key, render keys, collect flags and run directories
-are answered here from plain lists, without torch or matplotlib and, but for render keys, without
-Hydra. The rest (override keys, config groups such as +sweep= and hydra/launcher=) goes to Hydra's
+are answered here from plain lists: no torch, no matplotlib, no config composed. The rest
+(override keys, config groups such as +sweep= and hydra/launcher=, other shells) goes to Hydra's
 own completion, with the subcommand (and rerun's RUN_DIR) taken out of the line.
 """
 
@@ -37,7 +37,8 @@ def answer(args: list[str], commands) -> bool:
     if found is not None:
         print(" ".join(found))
         return True
-    skip = 3 if len(words) > 3 and words[1] == "rerun" else 2  # rerun's RUN_DIR is no override
+    sub = words[1] if len(words) > 1 else ""
+    skip = 1 + (sub in commands) + (sub == "rerun" and len(words) > 3)  # RUN_DIR: no override
     hydra_line = " ".join([words[0], *words[skip:]])
     os.environ.update(COMP_LINE=hydra_line, COMP_POINT=str(len(hydra_line)))
     return False
