@@ -85,7 +85,7 @@ def test_lr_schedules_traces_and_where_they_end(tmp_path):
 
 
 def test_regularization_unregularised_overfits_and_a_regulariser_helps(tmp_path):
-    run = train(tmp_path, "regularization", "train.bees=6")
+    run = train(tmp_path, "regularization", "train.bees=6", "train.epochs=500")
     none = run.cell(regularizer="none")
     val = np.median(np.asarray(none.array("val_loss")), axis=0)
     tr = np.median(np.asarray(none.loss), axis=0)
