@@ -22,7 +22,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from swarmcli import config, runner
+from swarmcli import config, lock, preflight, runner, stops
 from swarmcli.config import SwarmError
 
 log = logging.getLogger("swarmcli")
@@ -48,20 +48,22 @@ def hydra_run(cfg: DictConfig) -> float:
     try:
         summary = runner.run(cfg, run_dir)
         _render_after_run(cfg, run_dir)
-    except SwarmError as e:
+        print(f"run dir: {run_dir}")
+    except KeyboardInterrupt:
+        raise stops.Interrupted(run_dir) from None
+    except (SwarmError, OSError) as e:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             # One job of a sweep: say why in its own log, and let Hydra carry on with the other
             # jobs (exiting here would end the whole sweep under the basic launcher).
-            log.error("job failed: %s", e)
+            log.error("job failed: %s", error_message(e))
             raise
         if os.environ.get(USER_FULL_ERROR) == "1":
             raise
-        fail(str(e))  # exit here: past this point Hydra would log the job's overrides first
+        fail(error_message(e))  # exit here: past this point Hydra would log the job's overrides
     except BaseException:
         # Hydra 1.3.8 keeps a failed multirun job's traceback out of its log: log it ourselves.
         log.exception("job failed")
         raise
-    print(f"run dir: {run_dir}")
     return summary.objective
 
 
@@ -78,8 +80,15 @@ def _render_after_run(cfg, run_dir: Path) -> None:
         render.render_run(run_dir, OmegaConf.to_container(cfg.render), out=sys.stdout)
 
 
+NOT_A_RUN = ("-m", "--multirun", "-c", "--cfg", "-i", "--info", "-h", "--help", "--hydra-help",
+             "-sc", "--shell-completion")
+
+
 def _hydra_argv(rest: list[str]) -> list[str]:
-    return [sys.argv[0], *rest]
+    """argv for Hydra; a single run gets the pre-flight check (preflight.py), which must run
+    before Hydra writes into the run dir."""
+    run = not any(a in NOT_A_RUN for a in rest)
+    return [sys.argv[0], *rest, *([preflight.OVERRIDE] if run else [])]
 
 
 def cmd_run(rest: list[str]) -> None:
@@ -87,21 +96,38 @@ def cmd_run(rest: list[str]) -> None:
     hydra_run()
 
 
+def _saved_config(run_dir: Path) -> Path:
+    """RUN_DIR/.hydra/config.yaml, checked to be a config `swarm run` could have written."""
+    path = run_dir / ".hydra" / "config.yaml"
+    if not path.is_file():
+        raise SwarmError(f"{run_dir} has no .hydra/config.yaml; give a run dir of `swarm run`")
+    try:
+        saved = OmegaConf.load(path)
+    except Exception as e:  # yaml's scanner/parser errors, binary content, ...
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SwarmError(f"{path} is damaged: {first}") from None
+    if not isinstance(saved, DictConfig):
+        raise SwarmError(f"{path} is damaged: not a mapping of config keys")
+    return path
+
+
 def cmd_rerun(rest: list[str]) -> None:
+    from swarmcli import results
+
     if not rest or rest[0].startswith("-"):
         raise SwarmError("usage: swarm rerun RUN_DIR [OVERRIDES]")
     old = Path(rest[0]).resolve()
-    saved = old / ".hydra" / "config.yaml"
-    if not saved.exists():
-        raise SwarmError(f"{rest[0]!r} has no .hydra/config.yaml; give a run dir of `swarm run`")
+    results.load_checked(old)
+    config.to_schema(OmegaConf.load(_saved_config(old)))
     overrides = rest[1:]
     if not any(o.startswith("hydra.run.dir=") for o in overrides):
         overrides.append(f"hydra.run.dir={old.parent / (old.name + '-rerun')}")
+    if not any(o.lstrip("+").startswith("overwrite=") for o in overrides):
+        overrides.append("++overwrite=false")  # not the saved run's own choice
     new_dir = Path(next(o for o in overrides if o.startswith("hydra.run.dir=")).split("=", 1)[1])
     sys.argv = _hydra_argv(["--config-path", str(old / ".hydra"), "--config-name", "config",
                             *overrides])
     hydra_run()
-    from swarmcli import results
 
     same, total, diff = results.compare(old, new_dir)
     if diff:
@@ -112,17 +138,16 @@ def cmd_rerun(rest: list[str]) -> None:
 
 
 def cmd_render(rest: list[str]) -> None:
-    from swarmcli import render
+    from swarmcli import render, results
 
     if not rest or "=" in rest[0]:
         raise SwarmError("usage: swarm render RUN_DIR [KEY=VALUE ...]")
     run_dir = Path(rest[0])
-    if not (run_dir / "swarm.json").exists():
-        raise SwarmError(f"{rest[0]!r} is not a swarm run directory (no swarm.json)")
+    results.load_checked(run_dir)
     saved = run_dir / ".hydra" / "config.yaml"
-    base = OmegaConf.load(saved).get("render", {}) if saved.exists() else {}
-    cfg = OmegaConf.merge(OmegaConf.structured(config.RenderConfig), base)
+    base = OmegaConf.load(_saved_config(run_dir)).get("render", {}) if saved.exists() else {}
     try:
+        cfg = OmegaConf.merge(OmegaConf.structured(config.RenderConfig), base)
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(rest[1:]))
     except OmegaConfBaseException as e:
         raise SwarmError(config.one_line(e)) from None
@@ -178,7 +203,7 @@ def error_message(e: BaseException) -> str:
         missing = lines[0].split(": ", 1)[-1] if lines[0].startswith("In '") else lines[0]
         return f"{missing}; available: {', '.join(options)}" if options else missing
     if isinstance(e, OSError) and e.filename:
-        return f"cannot write {e.filename!r}: {e.strerror}"
+        return f"cannot write {e.filename}: {e.strerror}"
     return lines[0] if lines else type(e).__name__
 
 
@@ -199,18 +224,39 @@ def main(argv: list[str] | None = None) -> None:
     full_error = saved["HYDRA_FULL_ERROR"] == "1"
     os.environ[USER_FULL_ERROR] = "1" if full_error else "0"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us, to print them as one line
+    handlers = stops.terminate_as_interrupt()
+    log_errors = logging.raiseExceptions
+    logging.raiseExceptions = False  # a full disk: swarm.log's handler fails quietly
     try:
         COMMANDS[command](rest)
-    except KeyboardInterrupt:
-        print("swarm: interrupted; the run dir is marked interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        stops.ignore_signals()
+        print(f"swarm: interrupted{interrupt_report(e)}", file=sys.stderr)
         sys.exit(130)
+    except preflight.Refused as e:
+        if full_error:
+            raise e.args[0] from None
+        fail(error_message(e.args[0]))
     except (SwarmError, HydraException, OmegaConfBaseException, OSError) as e:
         if full_error:
             raise
         fail(error_message(e))
-    finally:  # main() may be called in-process (tests, notebooks): leave the environment as found
+    finally:  # main() may be called in-process (tests, notebooks): leave the process as found
+        lock.release_all()
+        stops.restore(handlers)
+        logging.raiseExceptions = log_errors
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def interrupt_report(e: KeyboardInterrupt) -> str:
+    """What the run dir's swarm.json says after a stop (a run still `running` is marked
+    `interrupted` first, so the line never claims what the file does not say)."""
+    if not isinstance(e, stops.Interrupted):
+        return ""
+    from swarmcli import results
+
+    return f"; {results.mark_stopped(e.run_dir, 'interrupted')}"
