@@ -202,8 +202,10 @@ def error_message(e: BaseException) -> str:
         options = [ln for ln in lines[1:stop] if not ln.startswith("Available options")]
         missing = lines[0].split(": ", 1)[-1] if lines[0].startswith("In '") else lines[0]
         return f"{missing}; available: {', '.join(options)}" if options else missing
-    if isinstance(e, OSError) and e.filename:
-        return f"cannot write {e.filename}: {e.strerror}"
+    if isinstance(e, OSError) and (e.filename or lock.held()):
+        # Hydra's own writes (.hydra/*.yaml) fail without naming the file: name the run dir
+        where = e.filename or f"in {lock.held()[0]}"
+        return f"cannot write {where}: {e.strerror or e}"
     return lines[0] if lines else type(e).__name__
 
 

@@ -72,6 +72,11 @@ def release(run_dir) -> None:
         os.close(entry[0])
 
 
+def held() -> list[Path]:
+    """The run dirs this process holds."""
+    return list(_held)
+
+
 def release_all() -> None:
     for d in list(_held):
         _held[d][1] = 1

@@ -81,9 +81,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     _atomic_write(path, lambda f: f.write(data))
 
 
+class _Chunks:
+    """A file numpy does not recognise as one, so np.save writes through `write` in chunks of
+    16 MB (never a copy of the whole array), and a full disk raises OSError with its errno
+    (ndarray.tofile reports only "N requested and M written")."""
+
+    def __init__(self, f):
+        self.write = f.write
+
+
 def save_array(path: Path, array: np.ndarray) -> None:
-    """Streamed from the array into the file: no copy of a large recording is made."""
-    _atomic_write(path, lambda f: np.save(f, array, allow_pickle=False))
+    _atomic_write(path, lambda f: np.save(_Chunks(f), array, allow_pickle=False))
 
 
 def save_json(path: Path, obj) -> None:
