@@ -68,7 +68,9 @@ def hydra_run(cfg: DictConfig) -> float:
 
 
 def fail(message: str) -> None:
-    print(f"swarm: error: {message}", file=sys.stderr)
+    """The error as one line (a YAML parser's or a library's multi-line text joined), status 2."""
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    print(f"swarm: error: {line}", file=sys.stderr)
     sys.exit(2)
 
 

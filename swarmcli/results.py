@@ -411,18 +411,18 @@ def _matches(cell: CellResult, key: str, value) -> bool:
 
 
 def load(run_dir) -> Run:
-    """Open a run directory written by `swarm run`."""
-    return Run(run_dir)
+    """Open a run directory written by `swarm run`; a damaged one raises DamagedRun naming the
+    file (every saved array's header is read here; the data stays memory-mapped)."""
+    run = Run(run_dir)
+    run.check()
+    return run
 
 
 def load_checked(run_dir) -> Run:
-    """A run whose swarm.json and arrays a reader can use (an unfinished one too, unwarned);
-    DamagedRun, naming the file, otherwise."""
+    """`load`, without the warning about an unfinished run (the CLI's entry check)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        run = Run(run_dir)
-    run.check()
-    return run
+        return load(run_dir)
 
 
 def array_files(run_dir: Path) -> list[Path]:
