@@ -27,6 +27,9 @@ ACT_PER_LAYER, ACT_EXTRA = 4, 6
 PARAM_COPIES = 7
 ROW_BYTES = 1024  # one summary.csv row (a dict of ~10 values) while the run collects them
 CPU_CHUNK_BYTES = 4 << 20  # engine.default_chunk: bees per chunk keep one activation ~4 MB
+# What any run adds on top, whatever its size: torch's kernels on first use, the modules the
+# runner imports late, allocator slack (a 2-bee run grows a process by 18-20 MB here).
+RUNTIME = 32 << 20
 HARMLESS = 64 << 20  # data this small may be built before the full estimate, whatever the budget
 
 
@@ -89,7 +92,7 @@ def estimate(cells: list[grid.Cell], device: str = "cpu") -> dict[str, int]:
     params = 8 * per_bee * (2 * n + 3 * tr.bees) + PARAM_COPIES * item * per_bee * chunk
     acts = chunk * (per_act * (ACT_PER_LAYER * m.depth + ACT_EXTRA) + 3 * 8 * t.points)
     return {"recordings": records, "parameters": params, "activations": acts,
-            "data": DATA_COPIES * 8 * t.points}
+            "data": DATA_COPIES * 8 * t.points, "runtime": RUNTIME}
 
 
 def check(plan: list[list[grid.Cell]], device: str = "cpu") -> None:
@@ -108,6 +111,7 @@ def check(plan: list[list[grid.Cell]], device: str = "cpu") -> None:
                       f"train.bees (now {tr.bees})",
         "activations": f"lower target.points (now {t.points}) or model.width (now {m.width})",
         "data": f"lower target.points (now {t.points})",
+        "runtime": "raise train.memory_limit_gb",
     }
     order = sorted(parts, key=parts.get, reverse=True)
     raise SwarmError(

@@ -346,8 +346,9 @@ class Run:
     def check(self) -> None:
         """Open every array a reader needs (headers only, memory-mapped), so a truncated, empty
         or missing file is named before any work starts, not halfway through a render."""
-        for name in ("x", "y", "target_x", "target_y"):
-            load_array(self.path / f"{name}.npy")
+        if self.cells:  # written before the first cell (a run stopped earlier may lack them)
+            for name in ("x", "y", "target_x", "target_y"):
+                load_array(self.path / f"{name}.npy")
         for c in self.cells:
             bees = c.info["bees"]
             want = {"loss": (bees, self.epochs + 1), "diverged_epoch": (bees,)}  # full shapes
