@@ -212,6 +212,7 @@ def error_message(e: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv_given = argv is not None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("-sc", "--shell-completion"):
         argv = ["run", *argv]
@@ -246,8 +247,10 @@ def main(argv: list[str] | None = None) -> None:
             raise
         fail(error_message(e))
     finally:  # main() may be called in-process (tests, notebooks): leave the process as found
+        stops.ignore_signals()  # the command is over: a late Ctrl-C must not cut the clean-up
         lock.release_all()
-        stops.restore(handlers)
+        if argv_given:  # called in-process: Ctrl-C works again; as the `swarm` program, ignored
+            stops.restore(handlers)  # through exit (Python's teardown would die of it silently)
         logging.raiseExceptions = log_errors
         for k, v in saved.items():
             if v is None:
@@ -258,9 +261,12 @@ def main(argv: list[str] | None = None) -> None:
 
 def interrupt_report(e: KeyboardInterrupt) -> str:
     """What the run dir's swarm.json says after a stop (a run still `running` is marked
-    `interrupted` first, so the line never claims what the file does not say)."""
-    if not isinstance(e, stops.Interrupted):
+    `interrupted` first, so the line never claims what the file does not say). The run dir is
+    the job's, or the one this process holds (a stop inside Hydra, before or after the job)."""
+    held = lock.held()
+    run_dir = e.run_dir if isinstance(e, stops.Interrupted) else held[0] if held else None
+    if run_dir is None:
         return ""
     from swarmcli import results
 
-    return f"; {results.mark_stopped(e.run_dir, 'interrupted')}"
+    return f"; {results.mark_stopped(run_dir, 'interrupted')}"

@@ -83,11 +83,11 @@ def test_random_interrupts_and_kills_leave_truthful_run_dirs(tmp_path):
             continue
         assert proc.returncode == 130, err
         lines = err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("swarm: interrupted; "), err
+        assert len(lines) == 1 and lines[0].startswith("swarm: interrupted"), err
         assert not list(run_dir.rglob("*.tmp"))
         assert state != "running"  # the message below is what swarm.json says
-        if state is None:
-            assert "nothing saved" in lines[0]
+        if state is None:  # or a bare "swarm: interrupted" before the dir was claimed
+            assert "nothing saved" in lines[0] or lines[0] == "swarm: interrupted"
         else:
             said = "is complete" if state == "complete" else f"is marked {state}"
             assert f"{run_dir} {said}" in lines[0], (lines[0], state)
