@@ -61,7 +61,7 @@ MOMENTS = [".swarm.lock", "swarm.json", "cells/000", "cells/004", "cells/008", "
 
 def test_random_interrupts_and_kills_leave_truthful_run_dirs(tmp_path):
     rng = random.Random(20261202)
-    plan = [signal.SIGINT] * 5 + [signal.SIGTERM] + [signal.SIGKILL] * 2
+    plan = [signal.SIGINT] * 3 + [signal.SIGTERM] + [signal.SIGKILL] * 2
     rng.shuffle(plan)
     seen = []
     for trial, sig in enumerate(plan):
@@ -92,7 +92,7 @@ def test_random_interrupts_and_kills_leave_truthful_run_dirs(tmp_path):
             said = "is complete" if state == "complete" else f"is marked {state}"
             assert f"{run_dir} {said}" in lines[0], (lines[0], state)
     print(seen)  # shown with -s: which moments were hit
-    assert sum(rc not in (0,) for _, _, rc, _ in seen) >= 4  # most trials really were stopped
+    assert sum(rc != 0 for _, _, rc, _ in seen) >= 4  # most trials really were stopped
 
 
 def run_main(argv, capsys) -> tuple[int, list[str]]:
