@@ -167,6 +167,9 @@ def cmd_list(rest: list[str]) -> None:
                          ("activations", nn.ACTIVATIONS), ("optimizers", optim.OPTIMIZERS),
                          ("inits", nn.INITS), ("schedules", schedules.SCHEDULES)]:
         print(f"{title + ':':13} {', '.join(names)}")
+    print("optimizer defaults (any optim.* key left null takes them):")
+    for name, defaults in optim.DEFAULTS.items():
+        print(f"  {name + ':':9} {', '.join(f'{k}={v}' for k, v in defaults.items())}")
 
 
 def cmd_collect(rest: list[str]) -> None:

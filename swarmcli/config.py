@@ -39,6 +39,8 @@ class TargetConfig:
     name: str = "sin"  # see `swarm list`
     domain: list[float] = field(default_factory=lambda: [-5.0, 5.0])  # [low, high] of x
     points: int = 61  # evenly spaced training points over the domain
+    eval_points: int = 200  # predictions are recorded on this grid plus the training points
+    # (0: at the training points only)
     noise_sd: float = 0.0  # sd of Gaussian noise added to y (noisy_sin has its own default)
     noise_seed: int = 0  # noise is drawn once, the same for every bee and cell
     expr: str | None = None  # your own target, e.g. "sin(3*x)*exp(-x**2/4)" (whitelist parser)
@@ -62,22 +64,24 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    """Optimizer; fields another optimizer does not use are ignored by it."""
+    """Optimizer. Every field left null takes the default of the optimizer named (torch.optim's;
+    `swarm list` shows them), so `optim.name=adamw` is exactly `optim=adamw`. Fields another
+    optimizer does not use are ignored by it."""
 
     name: str = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.0  # sgd
-    dampening: float = 0.0  # sgd
-    nesterov: bool = False  # sgd
+    lr: float | None = None
+    momentum: float | None = None  # sgd, rmsprop
+    dampening: float | None = None  # sgd
+    nesterov: bool | None = None  # sgd
     weight_decay: float | None = None  # added to the gradient as torch.optim does (adamw:
-    # decoupled); None: torch's default (0.01 for adamw, else 0)
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam, adamw, adamax, nadam
-    eps: float | None = None  # None: torch's default (1e-10 for adagrad, else 1e-8)
-    alpha: float = 0.99  # rmsprop smoothing
-    centered: bool = False  # rmsprop
-    lr_decay: float = 0.0  # adagrad
-    initial_accumulator_value: float = 0.0  # adagrad
-    momentum_decay: float = 0.004  # nadam
+    # decoupled)
+    betas: list[float] | None = None  # adam, adamw, adamax, nadam
+    eps: float | None = None
+    alpha: float | None = None  # rmsprop smoothing
+    centered: bool | None = None  # rmsprop
+    lr_decay: float | None = None  # adagrad
+    initial_accumulator_value: float | None = None  # adagrad
+    momentum_decay: float | None = None  # nadam
 
 
 @dataclass
@@ -121,11 +125,15 @@ class TrainConfig:
 @dataclass
 class SweepConfig:
     """A grid of cells. `grid`: nested keys -> lists, expanded as a product. `paired`: named
-    groups of nested keys -> equal-length lists that vary together as one axis."""
+    groups of nested keys -> equal-length lists that vary together as one axis. `labels`: axis
+    name (a grid key such as model.width, or a paired group's name) -> how figures and tables
+    name each value ("SGD", "1x60")."""
 
     name: str = "single"
+    lesson: str = ""  # what the viewer should see, in one line (shown with the figures)
     grid: dict[str, Any] = field(default_factory=dict)
     paired: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, Any] = field(default_factory=dict)  # axis name -> one label per value
 
 
 @dataclass
@@ -214,6 +222,7 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
     if len(t.domain) != 2 or not t.domain[0] < t.domain[1]:
         raise SwarmError(f"target.domain={list(t.domain)!r} must be [low, high] with low < high")
     integer("target.points", t.points, minimum=2)
+    integer("target.eval_points", t.eval_points, minimum=0)
     positive("target.noise_sd", t.noise_sd, allow_zero=True)
     if t.name == "noisy_sin" and t.noise_sd == 0:
         raise SwarmError("target.name=noisy_sin needs target.noise_sd > 0 (target=noisy_sin "
@@ -231,17 +240,18 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
     if not 0 <= m.dropout < 1:
         raise SwarmError(f"model.dropout={m.dropout!r} must be in [0, 1)")
     choice("optim.name", o.name, optim.OPTIMIZERS)
-    positive("optim.lr", o.lr)
+    eff = optim.effective(o)
+    positive("optim.lr", eff["lr"])
     for key in ("momentum", "dampening", "alpha", "lr_decay", "initial_accumulator_value",
-                "momentum_decay"):
-        positive(f"optim.{key}", getattr(o, key), allow_zero=True)
-    if o.weight_decay is not None:
-        positive("optim.weight_decay", o.weight_decay, allow_zero=True)
-    if o.eps is not None:
-        positive("optim.eps", o.eps)
-    if len(o.betas) != 2 or not all(0 <= b < 1 for b in o.betas):
-        raise SwarmError(f"optim.betas={list(o.betas)!r} must be two numbers in [0, 1)")
-    if o.nesterov and (o.momentum <= 0 or o.dampening != 0):
+                "momentum_decay", "weight_decay"):
+        if eff.get(key) is not None:
+            positive(f"optim.{key}", eff[key], allow_zero=True)
+    if eff.get("eps") is not None:
+        positive("optim.eps", eff["eps"])
+    betas = eff.get("betas")
+    if betas is not None and (len(betas) != 2 or not all(0 <= b < 1 for b in betas)):
+        raise SwarmError(f"optim.betas={list(betas)!r} must be two numbers in [0, 1)")
+    if eff.get("nesterov") and ((eff.get("momentum") or 0) <= 0 or eff.get("dampening")):
         raise SwarmError("optim.nesterov=true needs optim.momentum > 0 and optim.dampening = 0")
     choice("schedule.name", cfg.schedule.name, schedules.SCHEDULES)
     try:

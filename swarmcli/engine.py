@@ -12,6 +12,7 @@ epochs), which keeps the working set in cache and memory bounded.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 
@@ -55,6 +56,7 @@ class Batch:
     min_delta: float = 0.0
     record: tuple[str, ...] = ("ypred",)
     frames: list[int] = field(default_factory=list)  # epochs to record, 0 = initial state
+    eval_x: np.ndarray | None = None  # where ypred is recorded; None: at x
     device: str = "cpu"
     dtype: str = "float32"
     compile: bool = False  # torch.compile each epoch: one graph of fused kernels per epoch
@@ -70,13 +72,18 @@ class Batch:
         return [a] * len(self.widths) if isinstance(a, str) else list(a)
 
     @property
+    def n_eval(self) -> int:
+        """Points of each recorded prediction."""
+        return len(self.x if self.eval_x is None else self.eval_x)
+
+    @property
     def total_bees(self) -> int:
         return self.bees * len(self.widths)
 
     @property
     def fused_ok(self) -> bool:
-        """The hand-derived backward covers plain full-batch MLPs."""
-        return not (self.dropout or self.batch_norm or self.batch_size)
+        """The hand-derived backward covers plain MLPs, full batch or mini-batches."""
+        return not (self.dropout or self.batch_norm)
 
 
 @dataclass
@@ -85,8 +92,8 @@ class BatchResult:
     diverged_epoch: np.ndarray  # [bees], -1 if the bee never diverged
     stopped_epoch: np.ndarray  # [bees], -1 if the bee never stopped early
     val_loss: np.ndarray | None = None  # [bees, epochs + 1]
-    ypred: np.ndarray | None = None  # [bees, frames, points] (evaluation mode)
-    ypred_train: np.ndarray | None = None  # [bees, frames, points] with dropout active
+    ypred: np.ndarray | None = None  # [bees, frames, n_eval] (evaluation mode)
+    ypred_train: np.ndarray | None = None  # [bees, frames, n_eval] with dropout active
     weights: list[np.ndarray] = field(default_factory=list)  # per layer [bees, frames, in, out]
     biases: list[np.ndarray] = field(default_factory=list)  # per layer [bees, frames, out]
 
@@ -233,9 +240,12 @@ def fused_loss_and_grad(flat, layout, prob: Problem, grad_out):
         w = params[i][0]
         gw, gb = grads[i][:2]
         gb.copy_(g.sum(dim=2).unsqueeze(1))
-        if i == 0:  # one matrix-vector product: every bee's and unit's sum over points of g * x
+        if i == 0:  # every bee's and unit's sum over points of g * x
             n, units, pts = g.shape
-            gw.copy_(torch.mv(g.reshape(n * units, pts), x.reshape(pts)).view(n, 1, units))
+            if x.shape[0] == 1:  # shared points: one matrix-vector product for all bees
+                gw.copy_(torch.mv(g.reshape(n * units, pts), x.reshape(pts)).view(n, 1, units))
+            else:  # each bee its own mini-batch
+                gw.copy_(torch.bmm(g, x.mT).view(n, 1, units))
             break
         gw.copy_(torch.bmm(hs[i], g.mT))
         g = w * g if i == last else torch.bmm(w, g)  # fan_out 1: an outer product
@@ -302,7 +312,7 @@ def record_bytes(batch: Batch) -> int:
     per_frame = 0
     shapes = nn.layer_shapes(batch.depth, batch.width)
     if "ypred" in batch.record:
-        per_frame += len(batch.x) * (2 if batch.dropout else 1)
+        per_frame += batch.n_eval * (2 if batch.dropout else 1)
     if "weights" in batch.record:
         per_frame += sum(fi * fo for fi, fo in shapes)
     if "biases" in batch.record:
@@ -313,11 +323,15 @@ def record_bytes(batch: Batch) -> int:
 
 
 def default_dropout_masks(batch: Batch, device, dtype):
-    """Masks drawn from one generator per chunk, seeded by the run's seed: reproducible."""
-    gen = torch.Generator(device=device).manual_seed(batch.seed * 7919 + 17)
+    """Masks drawn from generators seeded by the run's seed: reproducible. Recording
+    (epoch -1: the train-mode predictions of a frame) draws from a generator of its own, so what
+    and where a run records never changes how it trains."""
+    train_gen = torch.Generator(device=device).manual_seed(batch.seed * 7919 + 17)
+    record_gen = torch.Generator(device=device).manual_seed(batch.seed * 7919 + 18)
     keep = 1.0 - batch.dropout
 
     def draw(epoch: int, step: int, layer: int, shape) -> torch.Tensor:
+        gen = record_gen if epoch < 0 else train_gen
         u = torch.rand(shape, generator=gen, device=device, dtype=dtype)
         return (u >= batch.dropout).to(dtype) / keep
 
@@ -355,7 +369,7 @@ def train(batch: Batch, gradient: str = "fused", chunk_bees: int | None = None,
     `dropout_masks(epoch, step, layer, shape)` replaces the drawn dropout masks (tests)."""
     keep_freed_memory()
     device = resolve_device(batch.device)
-    n_bees, n_frames, n_points = batch.total_bees, len(batch.frames), len(batch.x)
+    n_bees, n_frames, n_points = batch.total_bees, len(batch.frames), batch.n_eval
     layout = Layout(nn.layer_shapes(batch.depth, batch.width), batch.batch_norm)
     flat0 = initial_flat(batch, layout)
     hyper = {k: torch.as_tensor(v, dtype=torch.float64).repeat_interleave(batch.bees)
@@ -421,10 +435,12 @@ class _Chunk:
         t = lambda a: torch.as_tensor(a, dtype=dtype, device=device).reshape(1, -1, 1)  # noqa: E731
         self.prob = Problem(t(batch.x), t(batch.y), act, mask, batch.loss, batch.huber_delta,
                             train_w, n_train, batch.l1, batch.l2)
+        self.eval_x = None if batch.eval_x is None else t(batch.eval_x)
         self.opt = optim.OPTIMIZERS[batch.optimizer](self.flat, **batch.flags, **hyper)
         self.base_lr = hyper["lr"].to(device)
         self.schedule = schedules.resolve(batch.schedule, batch.schedule_params, batch.epochs)
         self.gradient = GRADIENTS[gradient] if batch.fused_ok else None
+        self.full_batch = self.gradient is not None and not batch.batch_size
         self.epoch = compiled_epoch() if batch.compile else full_batch_epoch
         self.train_idx = torch.nonzero(train_w.reshape(-1) > 0).reshape(-1) if train_w is not None \
             else torch.arange(len(batch.x), device=device)
@@ -440,7 +456,8 @@ class _Chunk:
             return self.prob.point_loss(pred), pred
 
     def minibatch_steps(self, epoch: int, active):
-        """Autograd steps over the epoch's (mini-)batches, dropout and batch norm in train mode."""
+        """Steps over the epoch's (mini-)batches: the fused gradient on each bee's own batch of
+        points where it applies, else autograd with dropout and batch norm in train mode."""
         b, prob = self.batch, self.prob
         idx = self.train_idx
         if self.shuffle is not None:
@@ -453,6 +470,11 @@ class _Chunk:
             sel = order[:, start:start + size]
             xb = prob.x.reshape(-1)[sel].unsqueeze(-1)
             yb = prob.y.reshape(-1)[sel].unsqueeze(-1)
+            if self.gradient is not None:
+                part = dataclasses.replace(prob, x=xb, y=yb, train_w=None, n_train=sel.shape[1])
+                self.gradient(self.flat, self.layout, part, self.grad)
+                self.opt.step(self.flat, self.grad, active)
+                continue
             p = self.flat.detach().requires_grad_(True)
             params = self.layout.views(p)
             norms = [nn.BatchNorm(g, be) for g, be in self.layout.norm_views(p)]
@@ -500,11 +522,11 @@ class _Chunk:
                 if b.schedule != "constant":
                     self.opt.set_lr(schedules.scheduled_lr(b.schedule, self.schedule,
                                                            self.base_lr, epoch - 1))
-                if self.gradient is not None:
+                if self.full_batch:
                     coefficients = self.opt.advance()
                 else:
                     self.minibatch_steps(epoch - 1, active)
-            if self.gradient is not None:  # the step, then this epoch's loss and gradient
+            if self.full_batch:  # the step, then this epoch's loss and gradient
                 point, pred, loss = self.epoch(self.gradient, self.flat, self.grad, self.layout,
                                                self.prob, self.opt, coefficients, active, alive)
             else:
@@ -538,13 +560,20 @@ class _Chunk:
         res.stopped_epoch[lo:lo + n] = stopped.cpu().numpy()
 
     def record(self, rec: dict, f: int, pred) -> None:
+        """Frame f: predictions (on the evaluation grid when there is one, so curves show what
+        a bee does between and beyond its training points), weights and biases."""
+        x = self.prob.x if self.eval_x is None else self.eval_x
         if "ypred" in rec:
+            if self.eval_x is not None:
+                with torch.no_grad():
+                    pred = nn.forward(self.views, x, self.prob.act, self.prob.mask, self.norms,
+                                      "eval")
             rec["ypred"][:, f] = pred.squeeze(2)
         if "ypred_train" in rec:
             with torch.no_grad():
-                drops = [self.drop(-1, f, i, (self.n, len(self.batch.x), self.batch.width))
+                drops = [self.drop(-1, f, i, (self.n, x.shape[1], self.batch.width))
                          for i in range(self.batch.depth)]
-                train_pred = nn.forward(self.views, self.prob.x, self.prob.act, self.prob.mask,
+                train_pred = nn.forward(self.views, x, self.prob.act, self.prob.mask,
                                         self.norms, "batch", drops)
             rec["ypred_train"][:, f] = train_pred.squeeze(2)
         for i, (w, bias) in enumerate(self.views):

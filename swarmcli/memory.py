@@ -1,8 +1,9 @@
 """The memory a run will take, known before any of it is allocated.
 
-Every knob that scales memory is counted: target.points (the data, and activations
-[bees, width, points]), model.width and model.depth (parameters and optimizer state), train.bees,
-train.epochs (the loss record [bees, epochs + 1]) and what train.record keeps at which stride.
+Every knob that scales memory is counted: target.points and target.eval_points (the data,
+activations [bees, width, points], the recorded predictions), model.width and model.depth
+(parameters and optimizer state), train.bees, train.epochs (the loss record [bees, epochs + 1])
+and what train.record keeps at which stride.
 Batches train one after another, so the run needs what its largest batch needs. A run over
 train.memory_limit_gb (default: half the free memory) is refused with one line saying what to
 lower. The counts follow engine.train's allocations and round up (tests/test_stops.py measures
@@ -53,16 +54,21 @@ def frame_count(epochs: int, stride: int) -> int:
 
 def check_data(cfg) -> None:
     """Before the config is validated (which evaluates a formula on the points) or any data is
-    built: refuse a target.points, anywhere in the sweep, whose arrays alone exceed the budget."""
-    values = [cfg.target.points]
-    for axis in grid.axes(cfg):
-        values += [v for k, vals in zip(axis.keys, zip(*axis.values)) if k == "target.points"
-                   for v in vals]
-    points = max((v for v in values if isinstance(v, int)), default=0)
-    need, allowed = DATA_COPIES * 8 * points, budget(cfg.train.memory_limit_gb)
-    if need > max(allowed, HARMLESS):  # below that, `check` refuses with the whole picture
-        raise SwarmError(f"target.points={points} needs {size(need)} for the data alone but "
-                         f"{size(allowed)} is allowed (train.memory_limit_gb); lower target.points")
+    built: refuse a target.points or target.eval_points, anywhere in the sweep, whose arrays
+    alone exceed the budget."""
+    allowed = budget(cfg.train.memory_limit_gb)
+    axes = grid.axes(cfg)
+    for key in ("points", "eval_points"):
+        values = [cfg.target[key]]
+        for axis in axes:
+            values += [v for k, vals in zip(axis.keys, zip(*axis.values)) if k == f"target.{key}"
+                       for v in vals]
+        n = max((v for v in values if isinstance(v, int)), default=0)
+        need = DATA_COPIES * 8 * n
+        if need > max(allowed, HARMLESS):  # below that, `check` refuses with the whole picture
+            raise SwarmError(f"target.{key}={n} needs {size(need)} for the data alone but "
+                             f"{size(allowed)} is allowed (train.memory_limit_gb); lower "
+                             f"target.{key}")
 
 
 def estimate(cells: list[grid.Cell], device: str = "cpu") -> dict[str, int]:
@@ -76,9 +82,10 @@ def estimate(cells: list[grid.Cell], device: str = "cpu") -> dict[str, int]:
     shapes = nn.layer_shapes(m.depth, width)
     per_bee = sum(fi * fo + fo for fi, fo in shapes) + (2 * width * m.depth if m.batch_norm else 0)
     frames = frame_count(tr.epochs, tr.stride)
+    n_eval = t.points + t.eval_points  # targets.eval_grid: at most both grids' points
     per_frame = 0
     if "ypred" in tr.record:
-        per_frame += t.points * (2 if m.dropout else 1)
+        per_frame += n_eval * (2 if m.dropout else 1)
     if "weights" in tr.record:
         per_frame += sum(fi * fo for fi, fo in shapes)
     if "biases" in tr.record:
@@ -90,9 +97,11 @@ def estimate(cells: list[grid.Cell], device: str = "cpu") -> dict[str, int]:
     # The float64 initial draw of every bee (held through training) and its concatenation,
     # one cell's draw and padding, then the chunk's own buffers.
     params = 8 * per_bee * (2 * n + 3 * tr.bees) + PARAM_COPIES * item * per_bee * chunk
-    acts = chunk * (per_act * (ACT_PER_LAYER * m.depth + ACT_EXTRA) + 3 * 8 * t.points)
+    # training, then (no gradient: half as many tensors) the predictions on the evaluation grid
+    acts = chunk * (per_act * (ACT_PER_LAYER * m.depth + ACT_EXTRA) + 3 * 8 * t.points
+                    + width * n_eval * item * (ACT_PER_LAYER * m.depth + ACT_EXTRA) // 2)
     return {"recordings": records, "parameters": params, "activations": acts,
-            "data": DATA_COPIES * 8 * t.points, "runtime": RUNTIME}
+            "data": DATA_COPIES * 8 * n_eval, "runtime": RUNTIME}
 
 
 def check(plan: list[list[grid.Cell]], device: str = "cpu") -> None:
@@ -109,8 +118,10 @@ def check(plan: list[list[grid.Cell]], device: str = "cpu") -> None:
                       f"or train.bees (now {tr.bees})",
         "parameters": f"lower model.width (now {m.width}), model.depth (now {m.depth}) or "
                       f"train.bees (now {tr.bees})",
-        "activations": f"lower target.points (now {t.points}) or model.width (now {m.width})",
-        "data": f"lower target.points (now {t.points})",
+        "activations": f"lower target.points (now {t.points}), target.eval_points (now "
+                       f"{t.eval_points}) or model.width (now {m.width})",
+        "data": f"lower target.points (now {t.points}) or target.eval_points (now "
+                f"{t.eval_points})",
         "runtime": "raise train.memory_limit_gb",
     }
     order = sorted(parts, key=parts.get, reverse=True)

@@ -384,6 +384,14 @@ _FIELDS = {
 }
 
 
+def effective(optim_cfg) -> dict:
+    """Every field of an OptimConfig with its nulls filled from the named optimizer's defaults
+    (a field the optimizer does not use stays as given, usually None)."""
+    given = {k: v for k, v in vars(optim_cfg).items() if k != "name"}
+    return {**given, **{k: v if given.get(k) is None else given[k]
+                        for k, v in DEFAULTS[optim_cfg.name].items()}}
+
+
 def hyper_parameters(name: str, optim_cfgs) -> dict[str, torch.Tensor]:
     """Stack each bee's hyper-parameters (one OptimConfig per bee, or per cell) into [n] float64
     tensors, the names `OPTIMIZERS[name].hyper`. A field that is None (or missing) takes torch's

@@ -25,6 +25,7 @@ from swarmcli import (
     optim,
     results,
     schedules,
+    stats,
     targets,
 )
 from swarmcli.config import SwarmError
@@ -68,7 +69,8 @@ def make_batch(cells: list[grid.Cell]) -> engine.Batch:
         loss=tr.loss, huber_delta=tr.huber_delta, l1=tr.l1, l2=tr.l2, dropout=m.dropout,
         batch_norm=m.batch_norm, batch_size=tr.batch_size,
         val_mask=val if val.any() else None, patience=tr.patience, min_delta=tr.min_delta,
-        record=tuple(tr.record), frames=frames(tr.epochs, tr.stride), device=tr.device,
+        record=tuple(tr.record), frames=frames(tr.epochs, tr.stride),
+        eval_x=targets.eval_grid(t), device=tr.device,
         dtype=tr.dtype, compile=use_compile(tr.compile, len(cells) * tr.bees * len(x)
                                             * m.width * m.depth * tr.epochs))
 
@@ -107,6 +109,7 @@ def manifest(cfg, axes, cells, device: str) -> dict:
     tr = cfg.train
     return {
         "format": results.FORMAT, "state": "running", "epochs": tr.epochs,
+        "sweep": cfg.sweep.name, "lesson": cfg.sweep.lesson,
         "frames": frames(tr.epochs, tr.stride), "record": list(tr.record), "device": device,
         "target": asdict(cfg.target),
         "axes": [{"name": a.name, "keys": list(a.keys), "labels": [a.label(i) for i in
@@ -169,6 +172,8 @@ def run(cfg, run_dir, *, gradient: str = "fused", out=sys.stdout) -> RunSummary:
             x, y, val = targets.training_data(t)
             tx, ty = targets.dense_curve(t)
             writer.save_arrays(x=x, y=y, val_mask=val, target_x=tx, target_y=ty)
+            if (ex := targets.eval_grid(t)) is not None:
+                writer.save_arrays(eval_x=ex)
             acts = sorted({c.cfg.model.activation for c in cells})
             writer.save_npz("activations", nn.activation_curves(acts))
 
@@ -186,6 +191,10 @@ def run(cfg, run_dir, *, gradient: str = "fused", out=sys.stdout) -> RunSummary:
                         writer.save_cell(cell.index, arrays, {"diverged": n_div})
                         rows += results.summary_rows(axis_names, cell.labels, cell.index, arrays)
                     del res, arrays  # the next batch's recordings take their place (memory.py)
+            table = stats.compare_cells([finals[c.index] for c in cells],
+                                        seed=cells[0].cfg.train.seed)
+            for r in rows:
+                r.update(cell_stat_columns(table[r["cell"]]))
             writer.save_summary(sorted(rows, key=lambda r: (r["cell"], r["bee"])))
             seconds = time.perf_counter() - start
             writer.manifest["train_seconds"] = seconds
@@ -195,23 +204,35 @@ def run(cfg, run_dir, *, gradient: str = "fused", out=sys.stdout) -> RunSummary:
                 state = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
                 writer.stop(state, sorted(rows, key=lambda r: (r["cell"], r["bee"])))
             raise
-    print_table(cells, axis_names, finals, out)
+    print_table(cells, axis_names, finals, table, out)
     if diverged:
         print(f"{diverged} bee(s) diverged (non-finite loss) and were frozen", file=out)
     return RunSummary(Path(run_dir), finals, diverged, seconds,
                       asdict(cells[0].cfg.objective))
 
 
-def print_table(cells, axis_names, finals, out) -> None:
-    """Per cell: median and inter-quartile range of the final loss, and how many diverged."""
-    head = [*(a.rsplit(".", 1)[-1] for a in axis_names), "median loss", "IQR", "diverged"]
+def cell_stat_columns(st: stats.CellStats) -> dict:
+    """The cell's statistics as summary.csv columns, repeated on each of its bees' rows."""
+    return {"cell_median": st.median, "cell_median_ci_low": st.ci_low,
+            "cell_median_ci_high": st.ci_high, "p_vs_best": st.p_vs_best,
+            "tied_with_best": st.tied_with_best}
+
+
+def print_table(cells, axis_names, finals, table: list[stats.CellStats], out) -> None:
+    """Per cell: median final loss with its bootstrap 95% CI, the inter-quartile range, how many
+    diverged, and whether it can be told apart from the best cell (Mann-Whitney U, Holm)."""
+    head = [*(a.rsplit(".", 1)[-1] for a in axis_names), "median loss [95% CI]", "IQR",
+            "diverged", "vs best"]
     body = []
     for c in cells:
-        f = finals[c.index]
+        f, st = finals[c.index], table[c.index]
         ok = f[np.isfinite(f)]
-        q1, med, q3 = np.percentile(ok, [25, 50, 75]) if ok.size else (np.nan,) * 3
-        body.append([*(c.labels[a] for a in axis_names), f"{med:.3g}", f"{q1:.3g}-{q3:.3g}",
-                     f"{(~np.isfinite(f)).sum()}/{f.size}"])
+        q1, q3 = np.percentile(ok, [25, 75]) if ok.size else (np.nan,) * 2
+        body.append([*(c.labels[a] for a in axis_names),
+                     f"{st.median:.3g} [{st.ci_low:.3g}, {st.ci_high:.3g}]", f"{q1:.3g}-{q3:.3g}",
+                     f"{(~np.isfinite(f)).sum()}/{f.size}", st.verdict()])
     widths = [max(len(str(r[i])) for r in [head, *body]) for i in range(len(head))]
     for r in [head, *body]:
-        print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)), file=out)
+        print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip(), file=out)
+    print("vs best: two-sided Mann-Whitney U against the cell of lowest median, Holm-corrected; "
+          "tied = cannot be told apart at p < 0.05", file=out)

@@ -27,6 +27,7 @@ BAD = [
     ("target.domain=[0,1,2]", "target.domain=[0.0, 1.0, 2.0] must be [low, high]"),
     ("target.points=1", "target.points=1 must be an integer >= 2"),
     ("target.points=many", "target.points"),
+    ("target.eval_points=-1", "target.eval_points=-1 must be an integer >= 0"),
     ("target.noise_sd=-1", "target.noise_sd=-1.0 must be a number >= 0"),
     ("target.noise_sd=nan", "target.noise_sd=nan must be a number >= 0"),
     ("target.name=noisy_sin", "target.name=noisy_sin needs target.noise_sd > 0"),
@@ -126,6 +127,7 @@ BAD = [
 # Every heavy knob, refused before anything is built (tracemalloc watches numpy's buffers).
 MEMORY = [
     ("target.points=1000000000", "target.points=1000000000 needs"),
+    ("target.eval_points=2000000000", "target.eval_points=2000000000 needs"),
     ("model.width=100000000", "lower model.width (now 100000000)"),
     ("model.depth=3 model.width=200000", "lower model.width (now 200000), model.depth (now 3)"),
     ("train.epochs=1000000000000", "lower train.epochs (now 1000000000000)"),

@@ -90,7 +90,8 @@ class Scene:
                                                             **data.bee_style(bees))))
         note = self.mover(ax.text(0.02, 0.03, "", transform=ax.transAxes, color="firebrick",
                                   fontsize=7))
-        xs = np.broadcast_to(x.astype(np.float64), (bees, len(x)))
+        ex = run.eval_x
+        xs = np.broadcast_to(ex.astype(np.float64), (bees, len(ex)))
         blocks = data.FrameBlocks(cell.ypred)
 
         def update(frame, epoch):

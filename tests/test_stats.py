@@ -1,0 +1,87 @@
+"""Statistics a reader can trust: bootstrap CIs of the median, Mann-Whitney U, Holm."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from swarmcli import stats
+
+
+def test_median_ci_is_reproducible_and_brackets_the_median():
+    a = np.random.default_rng(1).lognormal(size=30)
+    m, lo, hi = stats.median_ci(a, seed=3)
+    assert (m, lo, hi) == stats.median_ci(a, seed=3)
+    assert m == np.median(a) and lo < m < hi
+    assert stats.median_ci(a, seed=4) != (m, lo, hi)  # the seed matters
+
+
+def test_median_ci_covers_the_true_median_about_95_percent_of_the_time():
+    """Coverage over 300 samples of 40 from an exponential (true median log 2)."""
+    rng = np.random.default_rng(0)
+    hits = sum(lo <= math.log(2) <= hi for lo, hi in
+               (stats.median_ci(rng.exponential(size=40), n_boot=500, seed=i)[1:]
+                for i in range(300)))
+    assert 0.90 <= hits / 300 <= 0.99
+
+
+def test_a_diverged_bee_counts_as_infinite_loss():
+    m, lo, hi = stats.median_ci([0.1, 0.2, np.nan, np.inf, np.inf])
+    assert m == np.inf  # three of five failed: the typical bee failed
+    assert stats.median_ci([0.1, 0.2, 0.3, np.nan, 0.4])[0] == 0.3
+
+
+@pytest.mark.parametrize("n1,n2,ties", [(5, 6, False), (8, 8, False), (10, 12, False),
+                                        (20, 20, True), (3, 30, True), (7, 4, True)])
+def test_mann_whitney_matches_scipy(n1, n2, ties):
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(n1 * 100 + n2)
+    for shift in (0.0, 0.5, 2.0):
+        a, b = rng.normal(size=n1), rng.normal(shift, size=n2)
+        if ties:
+            a, b = np.round(a, 0), np.round(b, 0)
+        want = scipy_stats.mannwhitneyu(a, b, alternative="two-sided").pvalue
+        assert stats.mann_whitney_p(a, b) == pytest.approx(want, rel=1e-9, abs=1e-12)
+
+
+def test_holm_matches_the_textbook_example():
+    p = [0.01, 0.04, 0.03, 0.005]
+    # sorted 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1=0.04 -> running max 0.06
+    assert stats.holm(p) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert np.isnan(stats.holm([0.2, np.nan])[1])
+
+
+def test_compare_cells_marks_the_best_and_what_cannot_be_told_apart():
+    rng = np.random.default_rng(5)
+    best = rng.normal(1.0, 0.1, 20)
+    same = rng.normal(1.02, 0.1, 20)
+    worse = rng.normal(2.0, 0.1, 20)
+    got = stats.compare_cells([worse, best, same])
+    assert [g.verdict().split()[0] for g in got] == ["worse", "best", "tied"]
+    assert got[0].p_vs_best < 0.001 and got[2].p_vs_best > 0.05
+    assert got[1].ci_low < got[1].median < got[1].ci_high
+
+
+def test_summary_csv_and_table_carry_each_cells_statistics(tiny_run):
+    import csv
+    import io
+
+    from conftest import compose_config
+
+    from swarmcli import load, runner
+
+    run_dir = tiny_run("+sweep=width_activation", "sweep.grid.model.width=[1,10]")
+    run = load(run_dir)
+    rows = list(csv.DictReader(io.StringIO((run_dir / "summary.csv").read_text())))
+    for cell in run.cells:
+        mine = [r for r in rows if int(r["cell"]) == cell.index]
+        want = stats.median_ci(cell.loss[:, -1], seed=10)
+        assert float(mine[0]["cell_median"]) == pytest.approx(want[0])
+        assert float(mine[0]["cell_median_ci_high"]) == pytest.approx(want[2])
+    assert sum(r["p_vs_best"] == "nan" for r in rows) == 3  # the best cell's three bees
+    out = io.StringIO()
+    runner.run(compose_config(["train.epochs=3", "train.bees=3", "progress=false"]),
+               run_dir.parent / "single", out=out)
+    assert "median loss [95% CI]" in out.getvalue() and "best" in out.getvalue()
