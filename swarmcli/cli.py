@@ -49,9 +49,13 @@ def hydra_run(cfg: DictConfig) -> float:
         summary = runner.run(cfg, run_dir)
         _render_after_run(cfg, run_dir)
         print(f"run dir: {run_dir}")
-    except KeyboardInterrupt:
-        raise stops.Interrupted(run_dir) from None
-    except (SwarmError, OSError) as e:
+    except BaseException as e:
+        if stops.interrupted_by(e):
+            raise stops.Interrupted(run_dir) from None
+        if not isinstance(e, (SwarmError, OSError)):
+            # Hydra 1.3.8 keeps a failed multirun job's traceback out of its log: log it here.
+            log.exception("job failed")
+            raise
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             # One job of a sweep: say why in its own log, and let Hydra carry on with the other
             # jobs (exiting here would end the whole sweep under the basic launcher).
@@ -60,10 +64,6 @@ def hydra_run(cfg: DictConfig) -> float:
         if os.environ.get(USER_FULL_ERROR) == "1":
             raise
         fail(error_message(e))  # exit here: past this point Hydra would log the job's overrides
-    except BaseException:
-        # Hydra 1.3.8 keeps a failed multirun job's traceback out of its log: log it ourselves.
-        log.exception("job failed")
-        raise
     return summary.objective
 
 
@@ -237,16 +237,17 @@ def main(argv: list[str] | None = None) -> None:
     logging.raiseExceptions = False  # a full disk: swarm.log's handler fails quietly
     try:
         COMMANDS[command](rest)
-    except KeyboardInterrupt as e:
-        stops.ignore_signals()
-        print(f"swarm: interrupted{interrupt_report(e)}", file=sys.stderr)
-        sys.exit(130)
-    except preflight.Refused as e:
-        if full_error:
-            raise e.args[0] from None
-        fail(error_message(e.args[0]))
-    except (SwarmError, HydraException, OmegaConfBaseException, OSError) as e:
-        if full_error:
+    except BaseException as e:
+        if stops.interrupted_by(e):
+            stops.ignore_signals()
+            print(f"swarm: interrupted{interrupt_report(e)}", file=sys.stderr)
+            sys.exit(130)
+        if isinstance(e, preflight.Refused):
+            if full_error:
+                raise e.args[0] from None
+            fail(error_message(e.args[0]))
+        if full_error or not isinstance(e, (SwarmError, HydraException, OmegaConfBaseException,
+                                            OSError)):
             raise
         fail(error_message(e))
     finally:  # main() may be called in-process (tests, notebooks): leave the process as found
@@ -262,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
                 os.environ[k] = v
 
 
-def interrupt_report(e: KeyboardInterrupt) -> str:
+def interrupt_report(e: BaseException) -> str:
     """What the run dir's swarm.json says after a stop (a run still `running` is marked
     `interrupted` first, so the line never claims what the file does not say). The run dir is
     the job's, or the one this process holds (a stop inside Hydra, before or after the job)."""

@@ -26,6 +26,7 @@ from swarmcli import (
     results,
     schedules,
     stats,
+    stops,
     targets,
 )
 from swarmcli.config import SwarmError
@@ -201,7 +202,7 @@ def run(cfg, run_dir, *, gradient: str = "fused", out=sys.stdout) -> RunSummary:
             writer.set_state("complete")
         except BaseException as e:
             if writer is not None:
-                state = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+                state = "interrupted" if stops.interrupted_by(e) else "failed"
                 writer.stop(state, sorted(rows, key=lambda r: (r["cell"], r["bee"])))
             raise
     print_table(cells, axis_names, finals, table, out)

@@ -24,6 +24,22 @@ class Interrupted(KeyboardInterrupt):
         self.run_dir = run_dir
 
 
+def interrupted_by(e: BaseException) -> bool:
+    """Whether `e` is a KeyboardInterrupt or was raised while one was propagating: Ctrl-C can
+    land inside a library (OmegaConf, Hydra) whose clean-up then fails with an error of its own,
+    e.g. AttributeError; that is still a stop, not a bug to report."""
+    todo, seen = [e], set()
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        todo += [e.__cause__, e.__context__]
+    return False
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 

@@ -199,7 +199,8 @@ def test_the_table_is_wide():
 
 
 def test_a_good_config_passes_the_same_checks():
-    assert refusal(["+sweep=width_activation"])[0] == ""
+    assert refusal(["+sweep.grid.model.width=[1,3,10]", "target.eval_points=300"])[0] == ""
+    runner.prepare(compose_config([*CLI_TINY, "+sweep=weight_distribution"]))
 
 
 @pytest.mark.parametrize("overrides, message", [
