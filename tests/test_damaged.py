@@ -160,3 +160,14 @@ def test_a_real_process_names_the_damaged_file(good, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == (f"swarm: error: {d / 'swarm.json'} is damaged: Expecting "
                                    "value: line 1 column 1 (char 0)")
+
+
+@pytest.mark.parametrize("content", [b"hydra: [\n  broken", b"\x00\xff\xfe binary"])
+def test_collect_names_a_damaged_multirun_yaml(tmp_path, content, capsys):
+    (tmp_path / "multi").mkdir()
+    (tmp_path / "multi" / "multirun.yaml").write_bytes(content)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["collect", str(tmp_path / "multi"), "--no-render"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"cannot read {tmp_path / 'multi' / 'multirun.yaml'}" in err[0], err
