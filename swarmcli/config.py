@@ -172,6 +172,7 @@ class SwarmConfig:
     render: RenderConfig = field(default_factory=RenderConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     progress: bool = True  # progress bar (only ever shown on a terminal)
+    overwrite: bool = False  # replace a finished run already in hydra.run.dir
 
 
 def register_schema() -> None:
