@@ -70,14 +70,14 @@ def check_config(cfg: dict) -> list[str]:
         raise SwarmError(f"render.min_seconds={cfg['min_seconds']!r} is more than "
                          f"render.max_seconds={cfg['max_seconds']!r}")
     w, h = cfg["width"], cfg["height"]
-    for key in ("width", "height"):
-        if cfg[key] > MAX_SIDE:
-            raise SwarmError(f"render.{key}={cfg[key]} is more than matplotlib's limit of "
-                             f"{MAX_SIDE} pixels; lower render.{key}")
     if w * h * 4 > MAX_FRAME_BYTES:
         raise SwarmError(f"render.width={w} x render.height={h} needs ~{gib(w * h * 4)} per "
                          f"frame buffer, more than the {gib(MAX_FRAME_BYTES)} limit; lower "
                          f"render.width/height")
+    for key in ("width", "height"):
+        if cfg[key] > MAX_SIDE:
+            raise SwarmError(f"render.{key}={cfg[key]} is more than matplotlib's limit of "
+                             f"{MAX_SIDE} pixels; lower render.{key}")
     return [w for w in what if w != "none"]
 
 
@@ -116,10 +116,11 @@ def check_run(run: results.Run, what: list[str], cfg: dict) -> None:
 
 
 def timeline(run: results.Run, cfg: dict) -> video.Timeline:
-    """The frames an animation of this run shows, and at what rate (GIFs at most GIF_FPS)."""
-    fps = min(cfg["fps"], video.GIF_FPS) if cfg["format"] == "gif" else cfg["fps"]
-    return video.timeline(len(run.frames), fps, cfg["min_seconds"], cfg["max_seconds"],
-                          cfg["frame_stride"])
+    """The frames an animation of this run shows, and at what rate (GIFs: fewer, slower)."""
+    gif = cfg["format"] == "gif"
+    return video.timeline(len(run.frames), min(cfg["fps"], video.GIF_FPS) if gif else cfg["fps"],
+                          cfg["min_seconds"], cfg["max_seconds"], cfg["frame_stride"],
+                          max_frames=video.GIF_MAX_FRAMES if gif else None)
 
 
 def render_run(run_dir, render_cfg: dict, out=sys.stdout) -> list[Path]:

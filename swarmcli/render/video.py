@@ -39,7 +39,13 @@ from swarmcli.results import load
 MIN_FRAMES_PER_WORKER = 24  # below this, starting a process costs more than it saves
 HOLD_SECONDS = 1.0  # the last frame stays this long, so a looping video shows where it ended
 MIN_FPS = 5.0  # a slowed-down short run repeats frames rather than go below this
-GIF_FPS = 15.0  # GIF frames cost far more bytes than H.264's; 15 fps halves them and reads fine
+# GIF frames cost ~30x the bytes of H.264 ones (each is a whole LZW image of what changed), so
+# a GIF is the light version: at most GIF_FPS and GIF_MAX_FRAMES distinct frames, GIF_COLORS
+# colours (a figure has few: white, greys, ten bee colours and their anti-aliasing). Seed 000's
+# hive: 151 frames at 256 colours = 5.7 MB; 51 frames at 64 colours = 1.6 MB, same look.
+GIF_FPS = 15.0
+GIF_MAX_FRAMES = 60
+GIF_COLORS = 64
 PALETTE_SAMPLES = 16  # frames the GIF palette is made from
 
 
@@ -56,13 +62,15 @@ class Timeline:
 
 
 def timeline(n: int, fps: float, min_seconds: float, max_seconds: float,
-             frame_stride: int | None = None) -> Timeline:
+             frame_stride: int | None = None, max_frames: int | None = None) -> Timeline:
     """Recorded frames 0..n-1 as a video of min_seconds to max_seconds (HOLD_SECONDS of it on
     the last frame). Long runs are sub-sampled (every frame_stride-th frame if set); short runs
     play slower, down to MIN_FPS, then each frame is repeated, so 9 recorded epochs do not
-    flash by in 0.3 s."""
+    flash by in 0.3 s. max_frames caps the distinct frames shown (GIFs)."""
     hold = min(HOLD_SECONDS, max_seconds / 10)
     cap = max(1, math.floor(fps * (max_seconds - hold)))
+    if max_frames:
+        cap = min(cap, max(2, max_frames - 1))  # the last frame is added after striding
     stride = frame_stride or max(1, math.ceil(n / cap))
     picked = list(range(0, n, stride))
     if picked[-1] != n - 1:
@@ -115,7 +123,8 @@ class Encoder:
         cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-f", "rawvideo",
                "-pix_fmt", "rgba", "-s", f"{w}x{h}", "-framerate", f"{rate}", "-i", "-"]
         if fmt == "palette":  # one palette from sample frames; "full": every sample counts
-            cmd += ["-vf", "palettegen=stats_mode=full", "-frames:v", "1", "-update", "1"]
+            cmd += ["-vf", f"palettegen=stats_mode=full:max_colors={GIF_COLORS}",
+                    "-frames:v", "1", "-update", "1"]
         elif fmt == "gif":  # no dithering: dither noise differs frame to frame, and costs bytes
             cmd += ["-i", palette, "-lavfi", "[0:v][1:v]paletteuse=dither=none:diff_mode=rectangle",
                     "-f", "gif"]
@@ -174,6 +183,8 @@ def write_segment(spec: tuple, frames: list[int], path: str, fps: float, fmt: st
                   progress=None) -> str:
     """Render `frames` of a scene into one video file; stops early (Stopped) when told to."""
     src = src or FrameSource(spec)
+    if _stop is not None and _stop.is_set():
+        raise Stopped
     enc = Encoder(path, src.size, fps, fmt, palette)
     try:
         for i in frames:
@@ -284,7 +295,7 @@ def _parallel(spec, tl: Timeline, tmp: str, out: str, fmt: str, n: int, bar) -> 
     except BaseException:
         stop.set()  # workers kill their ffmpeg at the next frame and return
         if result is not None:
-            result.wait(5.0)  # terminate() at once would leave a worker's ffmpeg running
+            result.wait(2.0)  # let workers close their ffmpeg; terminate() takes the rest
         raise
     finally:
         pool.terminate()
