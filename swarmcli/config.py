@@ -39,6 +39,8 @@ class TargetConfig:
     name: str = "sin"  # see `swarm list`
     domain: list[float] = field(default_factory=lambda: [-5.0, 5.0])  # [low, high] of x
     points: int = 61  # evenly spaced training points over the domain
+    eval_points: int = 200  # predictions are recorded on this grid plus the training points
+    # (0: at the training points only)
     noise_sd: float = 0.0  # sd of Gaussian noise added to y (noisy_sin has its own default)
     noise_seed: int = 0  # noise is drawn once, the same for every bee and cell
     expr: str | None = None  # your own target, e.g. "sin(3*x)*exp(-x**2/4)" (whitelist parser)
@@ -123,11 +125,15 @@ class TrainConfig:
 @dataclass
 class SweepConfig:
     """A grid of cells. `grid`: nested keys -> lists, expanded as a product. `paired`: named
-    groups of nested keys -> equal-length lists that vary together as one axis."""
+    groups of nested keys -> equal-length lists that vary together as one axis. `labels`: axis
+    name (a grid key such as model.width, or a paired group's name) -> how figures and tables
+    name each value ("SGD", "1x60")."""
 
     name: str = "single"
+    lesson: str = ""  # what the viewer should see, in one line (shown with the figures)
     grid: dict[str, Any] = field(default_factory=dict)
     paired: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, Any] = field(default_factory=dict)  # axis name -> one label per value
 
 
 @dataclass
@@ -216,6 +222,7 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
     if len(t.domain) != 2 or not t.domain[0] < t.domain[1]:
         raise SwarmError(f"target.domain={list(t.domain)!r} must be [low, high] with low < high")
     integer("target.points", t.points, minimum=2)
+    integer("target.eval_points", t.eval_points, minimum=0)
     positive("target.noise_sd", t.noise_sd, allow_zero=True)
     if t.name == "noisy_sin" and t.noise_sd == 0:
         raise SwarmError("target.name=noisy_sin needs target.noise_sd > 0 (target=noisy_sin "

@@ -55,6 +55,7 @@ class Batch:
     min_delta: float = 0.0
     record: tuple[str, ...] = ("ypred",)
     frames: list[int] = field(default_factory=list)  # epochs to record, 0 = initial state
+    eval_x: np.ndarray | None = None  # where ypred is recorded; None: at x
     device: str = "cpu"
     dtype: str = "float32"
     compile: bool = False  # torch.compile each epoch: one graph of fused kernels per epoch
@@ -68,6 +69,11 @@ class Batch:
         """The activation of each cell."""
         a = self.activation
         return [a] * len(self.widths) if isinstance(a, str) else list(a)
+
+    @property
+    def n_eval(self) -> int:
+        """Points of each recorded prediction."""
+        return len(self.x if self.eval_x is None else self.eval_x)
 
     @property
     def total_bees(self) -> int:
@@ -85,8 +91,8 @@ class BatchResult:
     diverged_epoch: np.ndarray  # [bees], -1 if the bee never diverged
     stopped_epoch: np.ndarray  # [bees], -1 if the bee never stopped early
     val_loss: np.ndarray | None = None  # [bees, epochs + 1]
-    ypred: np.ndarray | None = None  # [bees, frames, points] (evaluation mode)
-    ypred_train: np.ndarray | None = None  # [bees, frames, points] with dropout active
+    ypred: np.ndarray | None = None  # [bees, frames, n_eval] (evaluation mode)
+    ypred_train: np.ndarray | None = None  # [bees, frames, n_eval] with dropout active
     weights: list[np.ndarray] = field(default_factory=list)  # per layer [bees, frames, in, out]
     biases: list[np.ndarray] = field(default_factory=list)  # per layer [bees, frames, out]
 
@@ -302,7 +308,7 @@ def record_bytes(batch: Batch) -> int:
     per_frame = 0
     shapes = nn.layer_shapes(batch.depth, batch.width)
     if "ypred" in batch.record:
-        per_frame += len(batch.x) * (2 if batch.dropout else 1)
+        per_frame += batch.n_eval * (2 if batch.dropout else 1)
     if "weights" in batch.record:
         per_frame += sum(fi * fo for fi, fo in shapes)
     if "biases" in batch.record:
@@ -313,11 +319,15 @@ def record_bytes(batch: Batch) -> int:
 
 
 def default_dropout_masks(batch: Batch, device, dtype):
-    """Masks drawn from one generator per chunk, seeded by the run's seed: reproducible."""
-    gen = torch.Generator(device=device).manual_seed(batch.seed * 7919 + 17)
+    """Masks drawn from generators seeded by the run's seed: reproducible. Recording
+    (epoch -1: the train-mode predictions of a frame) draws from a generator of its own, so what
+    and where a run records never changes how it trains."""
+    train_gen = torch.Generator(device=device).manual_seed(batch.seed * 7919 + 17)
+    record_gen = torch.Generator(device=device).manual_seed(batch.seed * 7919 + 18)
     keep = 1.0 - batch.dropout
 
     def draw(epoch: int, step: int, layer: int, shape) -> torch.Tensor:
+        gen = record_gen if epoch < 0 else train_gen
         u = torch.rand(shape, generator=gen, device=device, dtype=dtype)
         return (u >= batch.dropout).to(dtype) / keep
 
@@ -355,7 +365,7 @@ def train(batch: Batch, gradient: str = "fused", chunk_bees: int | None = None,
     `dropout_masks(epoch, step, layer, shape)` replaces the drawn dropout masks (tests)."""
     keep_freed_memory()
     device = resolve_device(batch.device)
-    n_bees, n_frames, n_points = batch.total_bees, len(batch.frames), len(batch.x)
+    n_bees, n_frames, n_points = batch.total_bees, len(batch.frames), batch.n_eval
     layout = Layout(nn.layer_shapes(batch.depth, batch.width), batch.batch_norm)
     flat0 = initial_flat(batch, layout)
     hyper = {k: torch.as_tensor(v, dtype=torch.float64).repeat_interleave(batch.bees)
@@ -421,6 +431,7 @@ class _Chunk:
         t = lambda a: torch.as_tensor(a, dtype=dtype, device=device).reshape(1, -1, 1)  # noqa: E731
         self.prob = Problem(t(batch.x), t(batch.y), act, mask, batch.loss, batch.huber_delta,
                             train_w, n_train, batch.l1, batch.l2)
+        self.eval_x = None if batch.eval_x is None else t(batch.eval_x)
         self.opt = optim.OPTIMIZERS[batch.optimizer](self.flat, **batch.flags, **hyper)
         self.base_lr = hyper["lr"].to(device)
         self.schedule = schedules.resolve(batch.schedule, batch.schedule_params, batch.epochs)
@@ -538,13 +549,20 @@ class _Chunk:
         res.stopped_epoch[lo:lo + n] = stopped.cpu().numpy()
 
     def record(self, rec: dict, f: int, pred) -> None:
+        """Frame f: predictions (on the evaluation grid when there is one, so curves show what
+        a bee does between and beyond its training points), weights and biases."""
+        x = self.prob.x if self.eval_x is None else self.eval_x
         if "ypred" in rec:
+            if self.eval_x is not None:
+                with torch.no_grad():
+                    pred = nn.forward(self.views, x, self.prob.act, self.prob.mask, self.norms,
+                                      "eval")
             rec["ypred"][:, f] = pred.squeeze(2)
         if "ypred_train" in rec:
             with torch.no_grad():
-                drops = [self.drop(-1, f, i, (self.n, len(self.batch.x), self.batch.width))
+                drops = [self.drop(-1, f, i, (self.n, x.shape[1], self.batch.width))
                          for i in range(self.batch.depth)]
-                train_pred = nn.forward(self.views, self.prob.x, self.prob.act, self.prob.mask,
+                train_pred = nn.forward(self.views, x, self.prob.act, self.prob.mask,
                                         self.norms, "batch", drops)
             rec["ypred_train"][:, f] = train_pred.squeeze(2)
         for i, (w, bias) in enumerate(self.views):

@@ -8,6 +8,7 @@ by zero-padding, activation by slices of the bee axis, hyper-parameters as per-b
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from dataclasses import dataclass
@@ -28,12 +29,18 @@ class Axis:
     name: str  # the config key, or the paired group's name
     keys: tuple[str, ...]
     values: tuple[tuple, ...]  # one tuple of key values per position on the axis
+    labels: tuple[str, ...] | None = None  # the sweep's `labels:` for this axis, if given
 
     def label(self, i: int) -> str:
+        """The sweep's own label, else the value; for a paired axis only the keys that vary
+        along it (a figure title should say what differs, not repeat what does not)."""
+        if self.labels is not None:
+            return str(self.labels[i])
         vals = self.values[i]
         if len(self.keys) == 1:
             return str(vals[0])
-        return ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in zip(self.keys, vals))
+        varying = [j for j in range(len(self.keys)) if len({repr(v[j]) for v in self.values}) > 1]
+        return ", ".join(f"{self.keys[j].rsplit('.', 1)[-1]}={vals[j]}" for j in varying)
 
 
 @dataclass
@@ -87,6 +94,17 @@ def axes(cfg) -> list[Axis]:
             raise SwarmError(f"sweep.paired.{name} lists must have equal lengths, got "
                              f"{ {k: len(v) for k, v in flat.items()} }")
         out.append(Axis(name, tuple(flat), tuple(zip(*flat.values()))))
+    labels = sweep.get("labels") or {}
+    for name, given in labels.items():
+        hit = [a for a in out if a.name == name]
+        if not hit:
+            raise SwarmError(f"sweep.labels.{name} names no axis; axes: "
+                             f"{', '.join(a.name for a in out) or 'none'}")
+        if not isinstance(given, list) or len(given) != len(hit[0].values):
+            raise SwarmError(f"sweep.labels.{name} must list {len(hit[0].values)} labels, one "
+                             f"per value of the axis")
+    out = [dataclasses.replace(a, labels=tuple(map(str, labels[a.name])))
+           if a.name in labels else a for a in out]
     seen = [k for a in out for k in a.keys]
     dup = {k for k in seen if seen.count(k) > 1}
     if dup:

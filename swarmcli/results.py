@@ -12,8 +12,9 @@ RUN_DIR/
   cells/NNN/diverged_epoch.npy  [bees]; first epoch with a non-finite loss, -1 if none
   cells/NNN/stopped_epoch.npy   [bees]; epoch early stopping froze the bee, -1 if none
   cells/NNN/val_loss.npy  [bees, epochs + 1] loss on held-out points   when split
-  cells/NNN/ypred_train.npy     [bees, frames, points] with dropout active, when dropout
-  cells/NNN/ypred.npy     [bees, frames, points]        when recorded
+  cells/NNN/ypred_train.npy     [bees, frames, len(eval_x)] with dropout active, when dropout
+  eval_x.npy              where ypred is recorded: a dense grid plus every x (eval_points > 0)
+  cells/NNN/ypred.npy     [bees, frames, len(eval_x)]   when recorded
   cells/NNN/weights_L.npy [bees, frames, fan_in, fan_out] when recorded (layer L)
   cells/NNN/biases_L.npy  [bees, frames, fan_out]        when recorded
 ```

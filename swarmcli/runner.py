@@ -56,7 +56,8 @@ def make_batch(cells: list[grid.Cell]) -> engine.Batch:
         loss=tr.loss, huber_delta=tr.huber_delta, l1=tr.l1, l2=tr.l2, dropout=m.dropout,
         batch_norm=m.batch_norm, batch_size=tr.batch_size,
         val_mask=val if val.any() else None, patience=tr.patience, min_delta=tr.min_delta,
-        record=tuple(tr.record), frames=frames(tr.epochs, tr.stride), device=tr.device,
+        record=tuple(tr.record), frames=frames(tr.epochs, tr.stride),
+        eval_x=targets.eval_grid(t), device=tr.device,
         dtype=tr.dtype, compile=use_compile(tr.compile, len(cells) * tr.bees * len(x)
                                             * m.width * m.depth * tr.epochs))
 
@@ -144,6 +145,8 @@ def run(cfg, run_dir, *, gradient: str = "fused", out=sys.stdout) -> RunSummary:
     x, y, val = targets.training_data(t)
     tx, ty = targets.dense_curve(t)
     writer.save_arrays(x=x, y=y, val_mask=val, target_x=tx, target_y=ty)
+    if (ex := targets.eval_grid(t)) is not None:
+        writer.save_arrays(eval_x=ex)
     acts = sorted({c.cfg.model.activation for c in cells})
     np.savez(writer.dir / "activations.npz", **nn.activation_curves(acts))
 

@@ -36,6 +36,16 @@ def training_data(t):
     return x, y, val
 
 
+def eval_grid(t) -> np.ndarray | None:
+    """Where predictions are recorded: `eval_points` evenly over the domain plus every training
+    point, sorted, so a curve is smooth between points (interpolation, gaps and extrapolation
+    show) and still passes through the training x; None (eval_points=0): the training x."""
+    if not t.eval_points:
+        return None
+    x = np.linspace(t.domain[0], t.domain[1], t.points)
+    return np.union1d(np.linspace(t.domain[0], t.domain[1], t.eval_points), x)
+
+
 def dense_curve(t, points: int = 400):
     """The noiseless target on a fine grid, drawn behind the bees in every plot."""
     x = np.linspace(t.domain[0], t.domain[1], points)
