@@ -12,7 +12,7 @@ import imageio_ffmpeg
 import matplotlib.image
 import numpy as np
 import pytest
-from conftest import swarm
+from conftest import SWARM, swarm
 
 from swarmcli import cli, config, results
 from swarmcli.config import SwarmError
@@ -245,3 +245,54 @@ def test_bad_what_exits_2_with_one_line_naming_the_choices(tiny_run, capsys):
     assert capsys.readouterr().err == (f"swarm: error: render.what='bogus' is not one of: "
                                        f"{', '.join(WHAT)}\n")
     assert not (run_dir / "figures").exists()  # checked before drawing anything
+
+
+def test_a_canvas_past_the_memory_budget_is_refused_in_one_line(tiny_run, capsys):
+    run_dir = tiny_run()
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["render", str(run_dir), "width=100000", "height=100000"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == (
+        "swarm: error: render.width=100000 x render.height=100000 needs ~37.3 GiB per frame "
+        "buffer, more than the 512 MiB limit; lower render.width/height\n")
+    with pytest.raises(SwarmError, match=r"render.width=70000 is more than matplotlib's limit"):
+        render(run_dir, what=["hive"], width=70000, height=100)
+    assert not (run_dir / "figures").exists()  # refused before drawing anything
+
+
+def test_an_animation_past_the_frames_x_pixels_budget_is_refused_first(tiny_run, monkeypatch):
+    import swarmcli.render as render_pkg
+
+    run_dir = tiny_run("train.epochs=8")
+    monkeypatch.setattr(render_pkg, "MAX_PIXEL_FRAMES", 320 * 240 * 20)
+    with pytest.raises(SwarmError, match=r"an animation of 39 frames x 320 x 240 pixels = "
+                                         r"3e\+06 pixels to draw is more than the 1.54e\+06 "
+                                         r"limit; raise render.frame_stride"):
+        render(run_dir, what=["hive", "hive_animation"])  # 9 epochs + 30 held frames
+    assert not (run_dir / "figures").exists()
+    assert render(run_dir, what=["hive_animation"], max_seconds=0.6)  # 18 frames: fits
+
+
+def test_ctrl_c_while_rendering_leaves_no_trace_and_prints_one_line(tiny_run):
+    """SIGINT to the whole process group, as a terminal sends it, in the middle of a
+    two-process video: no traceback, no ffmpeg message, no file left behind."""
+    import glob
+    import os
+    import signal
+    import time
+
+    run_dir = tiny_run("+sweep=width_activation", "train.epochs=150")
+    proc = subprocess.Popen([SWARM, "render", str(run_dir), "what=[hive,hive_animation]",
+                             "workers=2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    start = time.monotonic()
+    while not glob.glob(str(run_dir / "figures" / ".hive_animation.*")):
+        assert proc.poll() is None and time.monotonic() - start < 120, proc.communicate()
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Traceback" not in out + err and "ffmpeg" not in (out + err).lower()
+    assert len(err.strip().splitlines()) == 1 and err.startswith("swarm: interrupted")
+    assert sorted(p.name for p in (run_dir / "figures").iterdir()) == [
+        "hive_epoch0000.png", "hive_epoch0150.png"]  # the stills done before; no video, no temp
