@@ -102,3 +102,29 @@ def test_a_one_axis_sweep_of_4_is_2_by_2_not_4_strips(sweep_run):
     panels = [ax for ax in fig.axes if ax.axison]
     assert len(panels) == 4
     assert len({round(ax.get_position().x0, 3) for ax in panels}) == 2  # two columns
+
+
+def test_collect_figures_share_the_style_and_read_cleanly(tmp_path, monkeypatch):
+    """`swarm collect`'s box plots and heat map: the shared look, no overlapping text."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from swarmcli import collect
+
+    rng = np.random.default_rng(0)
+    rows = [{"job": j, "optim.lr": lr, "model.width": w, "bee": b,
+             "final_loss": float(rng.lognormal(-3, 1)) if b else float("nan")}
+            for j, (lr, w) in enumerate([(lr, w) for lr in (0.001, 0.01, 0.1)
+                                         for w in (3, 10, 30, 100)]) for b in range(8)]
+    result = collect.CollectResult(tmp_path, [], rows, list(rows[0]),
+                                   ["optim.lr", "model.width"], True)
+    drawn = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: drawn.append(fig))
+    collect.render(result, tmp_path)
+    assert len(drawn) == 2  # final_loss_by_key and one heat map
+    for fig in drawn:
+        assert layout.problems(fig) == []
+        fig.draw_without_rendering()
+        ticks = [t for d, t, _ in layout.texts(fig) if d.startswith("tick label")]
+        assert ticks and {t.get_fontsize() for t in ticks} == {style.RC["xtick.labelsize"]}
+        assert not fig.axes[0].spines["top"].get_visible()  # the style's, not matplotlib's
