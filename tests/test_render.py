@@ -296,3 +296,23 @@ def test_ctrl_c_while_rendering_leaves_no_trace_and_prints_one_line(tiny_run):
     assert len(err.strip().splitlines()) == 1 and err.startswith("swarm: interrupted")
     assert sorted(p.name for p in (run_dir / "figures").iterdir()) == [
         "hive_epoch0000.png", "hive_epoch0150.png"]  # the stills done before; no video, no temp
+
+
+def test_a_run_without_a_dense_grid_renders_against_its_x(tiny_run):
+    """Runs from before eval_x.npy (ypred at the training x only) still render."""
+    run_dir = tiny_run("+sweep=width_activation", "target.eval_points=0")
+    assert not (run_dir / "eval_x.npy").exists()
+    run = results.load(run_dir)
+    assert run.cells[0].ypred.shape[-1] == len(run.x)
+    for p in render(run_dir, what=["hive", "hive_animation"], epochs=[-1]):
+        if p.suffix == ".png":
+            assert_picture(p)
+
+
+def test_the_hive_draws_every_bee_on_the_dense_grid(tiny_run):
+    run = results.load(tiny_run("+sweep=width_activation"))
+    assert len(run.eval_x) > len(run.x)
+    sc = scenes.hive(run, {**DEFAULTS, **SMALL})
+    sc.update(0)
+    segs = sc.fig.axes[0].collections[-1].get_segments()
+    assert len(segs) == 3 and np.array_equal(segs[0][:, 0], run.eval_x)

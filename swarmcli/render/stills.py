@@ -189,7 +189,7 @@ def final_loss(run: Run, cfg: dict):
                        zorder=2)
             med, lo, hi = stats.median_ci(f)
             if np.isfinite(med):
-                best_like = tied[i].tied_with_best and off == offsets[-1]
+                best_like = len(cells) > 1 and tied[i].tied_with_best and off == offsets[-1]
                 ax.errorbar(med, pos[i] + off, xerr=[[med - lo], [max(hi - med, 0)]]
                             if np.isfinite(hi) else None, fmt="D", ms=5,
                             color="k" if not best_like else style.BEST, lw=2, capsize=4,
@@ -212,10 +212,11 @@ def final_loss(run: Run, cfg: dict):
     ax.set_xlabel(f"final {data.loss_name(run)} (epoch {run.epochs})")
     handles = [Line2D([], [], ls="", marker="o", ms=5, mew=0, color=color,
                       label=f"{name}: one dot per bee") for name, color, _ in series]
-    handles += [Line2D([], [], marker="D", ms=5, lw=2, color="k",
-                       label="median and its 95% CI"),
-                Line2D([], [], marker="D", ms=5, lw=2, color=style.BEST,
-                       label="no clear difference from the best (Mann-Whitney, Holm)")]
+    handles.append(Line2D([], [], marker="D", ms=5, lw=2, color="k",
+                          label="median and its 95% CI"))
+    if len(cells) > 1:
+        handles.append(Line2D([], [], marker="D", ms=5, lw=2, color=style.BEST,
+                              label="best, or not clearly worse (Mann-Whitney, Holm)"))
     if not ok.size:
         cv.set_title("Final loss per cell: every bee diverged")
     cv.fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
