@@ -88,6 +88,8 @@ def test_long_labels_wrap_at_setting_boundaries_then_shrink():
     short, size = layout.fit(text, 60, 9.5, 100, max_lines=2)
     assert size == style.MIN_FONT and short.endswith("…") and short.count("\n") <= 1
     assert layout.text_width(short, size, 100) <= 60
+    one_word, _ = layout.fit("init=xavier_uniform", 75, 9.5, 100, max_lines=3)
+    assert one_word == "init=\nxavier_\nuniform"  # no spaces: broken after '=' and '_'
 
 
 @pytest.mark.parametrize("n, grid", [(1, (1, 1)), (3, (2, 2)), (4, (2, 2)), (6, (3, 2)),

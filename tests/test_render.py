@@ -316,3 +316,16 @@ def test_the_hive_draws_every_bee_on_the_dense_grid(tiny_run):
     sc.update(0)
     segs = sc.fig.axes[0].collections[-1].get_segments()
     assert len(segs) == 3 and np.array_equal(segs[0][:, 0], run.eval_x)
+
+
+def test_the_progress_bar_shows_only_on_a_terminal_and_after_a_second(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    with video.progress_bar(10, "hive_animation.mp4") as bar:
+        assert not bar.disable and bar.delay == 1.0
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    with video.progress_bar(10, "hive_animation.mp4") as bar:
+        assert bar.disable

@@ -28,13 +28,20 @@ def text_width(text: str, size: float, dpi: float, weight: str = "normal",
 
 
 def wrap(text: str, max_px: float, size: float, dpi: float, weight: str = "normal") -> str:
-    """Greedy line breaks after ', ' (between settings), then at spaces, so each line is at most
-    max_px wide where the words allow; a single word wider than that keeps its own line."""
+    """Greedy line breaks after ', ' and spaces (between settings), so each line is at most
+    max_px wide; only where a word alone is too wide, also after '=' and '_'
+    ('init=xavier_uniform' -> 'init=', 'xavier_uniform'). A piece wider still keeps a line."""
+    out = _wrap(text, max_px, size, dpi, weight, " ")
+    if text_width(out, size, dpi, weight) > max_px:
+        out = _wrap(text, max_px, size, dpi, weight, " =_")
+    return out
+
+
+def _wrap(text: str, max_px: float, size: float, dpi: float, weight: str, breaks: str) -> str:
     out = []
     for para in text.split("\n"):
-        pieces = _pieces(para)
         line = ""
-        for piece in pieces:
+        for piece in _pieces(para, breaks):
             trial = line + piece
             if line and text_width(trial.rstrip(), size, dpi, weight) > max_px:
                 out.append(line.rstrip())
@@ -45,12 +52,12 @@ def wrap(text: str, max_px: float, size: float, dpi: float, weight: str = "norma
     return "\n".join(out)
 
 
-def _pieces(text: str) -> list[str]:
+def _pieces(text: str, breaks: str) -> list[str]:
     """'a=1, b=2 c' -> ['a=1, ', 'b=2 ', 'c']: break points, each piece keeping its separator."""
     pieces, word = [], ""
     for ch in text:
         word += ch
-        if ch == " ":
+        if ch in breaks:
             pieces.append(word)
             word = ""
     if word:
