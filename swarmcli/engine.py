@@ -12,6 +12,7 @@ epochs), which keeps the working set in cache and memory bounded.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 
@@ -81,8 +82,8 @@ class Batch:
 
     @property
     def fused_ok(self) -> bool:
-        """The hand-derived backward covers plain full-batch MLPs."""
-        return not (self.dropout or self.batch_norm or self.batch_size)
+        """The hand-derived backward covers plain MLPs, full batch or mini-batches."""
+        return not (self.dropout or self.batch_norm)
 
 
 @dataclass
@@ -239,9 +240,12 @@ def fused_loss_and_grad(flat, layout, prob: Problem, grad_out):
         w = params[i][0]
         gw, gb = grads[i][:2]
         gb.copy_(g.sum(dim=2).unsqueeze(1))
-        if i == 0:  # one matrix-vector product: every bee's and unit's sum over points of g * x
+        if i == 0:  # every bee's and unit's sum over points of g * x
             n, units, pts = g.shape
-            gw.copy_(torch.mv(g.reshape(n * units, pts), x.reshape(pts)).view(n, 1, units))
+            if x.shape[0] == 1:  # shared points: one matrix-vector product for all bees
+                gw.copy_(torch.mv(g.reshape(n * units, pts), x.reshape(pts)).view(n, 1, units))
+            else:  # each bee its own mini-batch
+                gw.copy_(torch.bmm(g, x.mT).view(n, 1, units))
             break
         gw.copy_(torch.bmm(hs[i], g.mT))
         g = w * g if i == last else torch.bmm(w, g)  # fan_out 1: an outer product
@@ -436,6 +440,7 @@ class _Chunk:
         self.base_lr = hyper["lr"].to(device)
         self.schedule = schedules.resolve(batch.schedule, batch.schedule_params, batch.epochs)
         self.gradient = GRADIENTS[gradient] if batch.fused_ok else None
+        self.full_batch = self.gradient is not None and not batch.batch_size
         self.epoch = compiled_epoch() if batch.compile else full_batch_epoch
         self.train_idx = torch.nonzero(train_w.reshape(-1) > 0).reshape(-1) if train_w is not None \
             else torch.arange(len(batch.x), device=device)
@@ -451,7 +456,8 @@ class _Chunk:
             return self.prob.point_loss(pred), pred
 
     def minibatch_steps(self, epoch: int, active):
-        """Autograd steps over the epoch's (mini-)batches, dropout and batch norm in train mode."""
+        """Steps over the epoch's (mini-)batches: the fused gradient on each bee's own batch of
+        points where it applies, else autograd with dropout and batch norm in train mode."""
         b, prob = self.batch, self.prob
         idx = self.train_idx
         if self.shuffle is not None:
@@ -464,6 +470,11 @@ class _Chunk:
             sel = order[:, start:start + size]
             xb = prob.x.reshape(-1)[sel].unsqueeze(-1)
             yb = prob.y.reshape(-1)[sel].unsqueeze(-1)
+            if self.gradient is not None:
+                part = dataclasses.replace(prob, x=xb, y=yb, train_w=None, n_train=sel.shape[1])
+                self.gradient(self.flat, self.layout, part, self.grad)
+                self.opt.step(self.flat, self.grad, active)
+                continue
             p = self.flat.detach().requires_grad_(True)
             params = self.layout.views(p)
             norms = [nn.BatchNorm(g, be) for g, be in self.layout.norm_views(p)]
@@ -511,11 +522,11 @@ class _Chunk:
                 if b.schedule != "constant":
                     self.opt.set_lr(schedules.scheduled_lr(b.schedule, self.schedule,
                                                            self.base_lr, epoch - 1))
-                if self.gradient is not None:
+                if self.full_batch:
                     coefficients = self.opt.advance()
                 else:
                     self.minibatch_steps(epoch - 1, active)
-            if self.gradient is not None:  # the step, then this epoch's loss and gradient
+            if self.full_batch:  # the step, then this epoch's loss and gradient
                 point, pred, loss = self.epoch(self.gradient, self.flat, self.grad, self.layout,
                                                self.prob, self.opt, coefficients, active, alive)
             else:

@@ -114,6 +114,7 @@ def manifest(cfg, axes, cells, device: str) -> dict:
     tr = cfg.train
     return {
         "format": results.FORMAT, "state": "running", "epochs": tr.epochs,
+        "sweep": cfg.sweep.name, "lesson": cfg.sweep.lesson,
         "frames": frames(tr.epochs, tr.stride), "record": list(tr.record), "device": device,
         "target": asdict(cfg.target),
         "axes": [{"name": a.name, "keys": list(a.keys), "labels": [a.label(i) for i in

@@ -110,9 +110,12 @@ def test_batch_norm_train_and_eval(optimizer):
     assert_matches(engine.train(b), b, tol=1e-10 if optimizer == "sgd" else 1e-8)
 
 
-def test_mini_batches_each_bee_its_own_order():
-    b = batch("sgd", batch_size=10)
-    res = engine.train(b)
+@pytest.mark.parametrize("gradient,optimizer", [("fused", "sgd"), ("fused", "adam"),
+                                                ("autograd", "sgd")])
+def test_mini_batches_each_bee_its_own_order(gradient, optimizer):
+    """Batches of 10 out of 41 points (the last one short), each bee shuffling on its own."""
+    b = batch(optimizer, batch_size=10)
+    res = engine.train(b, gradient=gradient)
     gens = engine.shuffle_generators(b, 0, b.bees)
     n = len(X)
     perms = [[torch.randperm(n, generator=g) for _ in range(EPOCHS)] for g in gens]
