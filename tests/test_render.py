@@ -283,8 +283,8 @@ def test_ctrl_c_while_rendering_leaves_no_trace_and_prints_one_line(tiny_run):
 
     run_dir = tiny_run("+sweep=width_activation", "train.epochs=150")
     proc = subprocess.Popen([SWARM, "render", str(run_dir), "what=[hive,hive_animation]",
-                             "workers=2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                             "workers=2", "width=640", "height=480"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     start = time.monotonic()
     while not glob.glob(str(run_dir / "figures" / ".hive_animation.*")):
         assert proc.poll() is None and time.monotonic() - start < 120, proc.communicate()

@@ -137,10 +137,11 @@ class Scene(Canvas):
                 zorder=1)
         held = data.held_out(run)
         size = float(np.clip(400 / len(x), 3, 12))
-        ax.scatter(x[~held], y[~held], s=size, color="k", lw=0, zorder=3)
+        # points at the ends of the domain are drawn whole, not cut by the axes
+        ax.scatter(x[~held], y[~held], s=size, color="k", lw=0, zorder=3, clip_on=False)
         if held.any():  # validation points: hollow, so a reader sees what was not trained on
             ax.scatter(x[held], y[held], s=size * 2.5, facecolors="none",
-                       edgecolors=style.HELD_OUT, lw=1, zorder=3)
+                       edgecolors=style.HELD_OUT, lw=1, zorder=3, clip_on=False)
         ax.set_xlim(min(x.min(), ex.min()), max(x.max(), ex.max()))
         ax.set_ylim(*data.y_limits(run))
         bees = int(cell.info["bees"])

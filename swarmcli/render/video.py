@@ -259,9 +259,11 @@ def write_video(spec: tuple, tl: Timeline, path: Path, fmt: str,
     """Render a scene's timeline to `path` in `workers` processes. Written in a temporary
     directory beside `path` and renamed when whole; an interrupt leaves nothing behind."""
     n = workers_for(workers, len(tl.frames), fmt)
-    tmp = tempfile.mkdtemp(dir=path.parent, prefix=f".{path.stem}.")
+    # named before it exists, so an interrupt at any point finds it to remove
+    tmp = str(path.with_name(f".{path.stem}.{os.getpid()}.tmp"))
     out = os.path.join(tmp, f"video.{fmt}")
     try:
+        os.mkdir(tmp)
         with progress_bar(len(tl.frames), path.name) as bar:
             if n == 1:
                 src = FrameSource(spec)
