@@ -13,8 +13,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+from omegaconf import OmegaConf
 
-from swarmcli import config, engine, grid, nn, objective, optim, results, schedules, stats, targets
+from swarmcli import (
+    config,
+    engine,
+    grid,
+    lock,
+    memory,
+    nn,
+    objective,
+    optim,
+    results,
+    schedules,
+    stats,
+    stops,
+    targets,
+)
 from swarmcli.config import SwarmError
 
 
@@ -72,22 +88,23 @@ def use_compile(setting: str, work: float) -> bool:
     return setting == "on" or (setting == "auto" and work >= COMPILE_WORK)
 
 
-def memory_budget(limit_gb: float | None) -> int:
-    if limit_gb is not None:
-        return int(limit_gb * 2**30)
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+# Below this much work per epoch (bees x width x points x depth, over a batch) one intra-op
+# thread is fastest: more threads only add overhead. benchmarks/threads.py on the 2-core
+# development machine (shared, load 6-8): 2 threads took 2-7x longer than 1 at every size from
+# 6e3 to 1e8, so only batches beyond that get every core; re-measure on a machine of your own.
+THREADS_WORK = 1e8
 
 
-def check_memory(batch_list: list[engine.Batch], cfg) -> None:
-    """Refuse, before training, a recording that would not fit in memory."""
-    need = max(engine.record_bytes(b) for b in batch_list)
-    allowed = memory_budget(cfg.train.memory_limit_gb)
-    if need > allowed:
-        tr = cfg.train
-        raise SwarmError(
-            f"recording needs {need / 2**30:.1f} GiB but {allowed / 2**30:.1f} GiB is allowed "
-            f"(train.memory_limit_gb); raise train.stride (now {tr.stride}), record fewer fields "
-            f"(train.record={list(tr.record)}) or lower train.bees (now {tr.bees})")
+def threads(setting, work: float) -> int:
+    """torch's intra-op threads for a run: the integer given, or for `auto` one thread below
+    THREADS_WORK and every usable core (at most OMP_NUM_THREADS, when set) from there on."""
+    if setting != "auto":
+        return int(setting)
+    if work < THREADS_WORK:
+        return 1
+    cores = len(os.sched_getaffinity(0))
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    return min(cores, int(omp)) if omp.isdigit() and int(omp) > 0 else cores
 
 
 def cell_arrays(batch: engine.Batch, res: engine.BatchResult, k: int, width: int) -> dict:
@@ -127,60 +144,97 @@ def manifest(cfg, axes, cells, device: str) -> dict:
     }
 
 
-def run(cfg, run_dir, *, gradient: str = "fused", out=sys.stdout) -> RunSummary:
-    """Train every cell of `cfg`'s sweep and write the run directory."""
-    from tqdm import tqdm
-
-    start = time.perf_counter()
+def prepare(cfg):
+    """Validate, expand and size a run, building no array: (axes, cells, plan, device). A run
+    that would not fit in memory is refused here, before its data exists."""
+    memory.check_data(cfg)
     axes, cells = grid.expand(cfg)
+    check_render(cfg)
     plan = grid.batches(cells)
-    batch_list = [make_batch(b) for b in plan]
-    check_memory(batch_list, cells[0].cfg)
     try:
         device = engine.resolve_device(cells[0].cfg.train.device)
     except RuntimeError as e:
         raise SwarmError(str(e)) from None
+    memory.check(plan, device)
+    return axes, cells, plan, device
 
-    writer = results.RunWriter(Path(run_dir), manifest(cells[0].cfg, axes, cells, device))
-    t = cells[0].cfg.target
-    x, y, val = targets.training_data(t)
-    tx, ty = targets.dense_curve(t)
-    writer.save_arrays(x=x, y=y, val_mask=val, target_x=tx, target_y=ty)
-    if (ex := targets.eval_grid(t)) is not None:
-        writer.save_arrays(eval_x=ex)
-    acts = sorted({c.cfg.model.activation for c in cells})
-    np.savez(writer.dir / "activations.npz", **nn.activation_curves(acts))
 
+def check_render(cfg) -> None:
+    """The figures `swarm run` draws after training, checked before it: their keys, and that the
+    run records what each needs (a render refused after an hour of training is an hour lost)."""
+    what = list(cfg.render.what)
+    if what and what != ["none"]:
+        from swarmcli import render
+
+        for w in render.check_config(OmegaConf.to_container(cfg.render)):
+            missing = [n for n in render.NEEDS.get(w, []) if n not in cfg.train.record]
+            if missing:
+                raise SwarmError(f"render.what={w} needs train.record to include "
+                                 f"{' and '.join(missing)} (now {list(cfg.train.record)})")
+
+
+def run(cfg, run_dir, *, gradient: str = "fused", out=sys.stdout) -> RunSummary:
+    """Train every cell of `cfg`'s sweep and write the run directory, holding it (lock.py).
+
+    However the run ends, swarm.json says so: `complete` only after the last cell and the
+    summary, `interrupted` after Ctrl-C or SIGTERM, `failed` after an error (a full disk
+    included, as far as the disk still takes the note)."""
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    axes, cells, plan, device = prepare(cfg)
+    batch_list = [make_batch(b) for b in plan]
+    tr = cells[0].cfg.train
+    n_threads = threads(tr.threads, max(b.total_bees * b.width * len(b.x) * b.depth
+                                        for b in batch_list))
+    torch.set_num_threads(n_threads)
     axis_names = [a.name for a in axes]
     rows, finals, diverged = [], {}, 0
-    total = sum(b.total_bees * b.epochs for b in batch_list)
-    show = cells[0].cfg.progress and sys.stderr.isatty()
-    try:
-        with tqdm(total=total, disable=not show, unit="bee-epoch", unit_scale=True,
-                  desc="training", leave=False) as bar:
-            for cells_in_batch, batch in zip(plan, batch_list):
-                res = engine.train(batch, gradient=gradient, on_epochs=bar.update)
-                for k, cell in enumerate(cells_in_batch):
-                    arrays = cell_arrays(batch, res, k, cell.cfg.model.width)
-                    n_div = int((arrays["diverged_epoch"] >= 0).sum())
-                    diverged += n_div
-                    finals[cell.index] = arrays["loss"][:, -1]
-                    writer.save_cell(cell.index, arrays, {"diverged": n_div})
-                    rows += results.summary_rows(axis_names, cell.labels, cell.index, arrays)
-    except BaseException:
-        writer.save_summary(sorted(rows, key=lambda r: (r["cell"], r["bee"])))
-        writer.set_state("interrupted")
-        raise
-    table = stats.compare_cells([finals[c.index] for c in cells], seed=cells[0].cfg.train.seed)
-    for r in rows:
-        r.update(cell_stat_columns(table[r["cell"]]))
-    writer.save_summary(sorted(rows, key=lambda r: (r["cell"], r["bee"])))
-    seconds = time.perf_counter() - start
-    writer.manifest["train_seconds"] = seconds
-    writer.set_state("complete")
+    writer = None
+    with lock.hold(run_dir):
+        try:
+            writer = results.RunWriter(Path(run_dir), manifest(cells[0].cfg, axes, cells, device))
+            t = cells[0].cfg.target
+            x, y, val = targets.training_data(t)
+            tx, ty = targets.dense_curve(t)
+            writer.save_arrays(x=x, y=y, val_mask=val, target_x=tx, target_y=ty)
+            if (ex := targets.eval_grid(t)) is not None:
+                writer.save_arrays(eval_x=ex)
+            acts = sorted({c.cfg.model.activation for c in cells})
+            writer.save_npz("activations", nn.activation_curves(acts))
+
+            total = sum(b.total_bees * b.epochs for b in batch_list)
+            show = cells[0].cfg.progress and sys.stderr.isatty()
+            with tqdm(total=total, disable=not show, unit="bee-epoch", unit_scale=True,
+                      desc="training", leave=False) as bar:
+                for cells_in_batch, batch in zip(plan, batch_list):
+                    res = engine.train(batch, gradient=gradient, on_epochs=bar.update)
+                    for k, cell in enumerate(cells_in_batch):
+                        arrays = cell_arrays(batch, res, k, cell.cfg.model.width)
+                        n_div = int((arrays["diverged_epoch"] >= 0).sum())
+                        diverged += n_div
+                        finals[cell.index] = arrays["loss"][:, -1].copy()
+                        writer.save_cell(cell.index, arrays, {"diverged": n_div})
+                        rows += results.summary_rows(axis_names, cell.labels, cell.index, arrays)
+                    del res, arrays  # the next batch's recordings take their place (memory.py)
+            table = stats.compare_cells([finals[c.index] for c in cells],
+                                        seed=cells[0].cfg.train.seed)
+            for r in rows:
+                r.update(cell_stat_columns(table[r["cell"]]))
+            writer.save_summary(sorted(rows, key=lambda r: (r["cell"], r["bee"])))
+            seconds = time.perf_counter() - start
+            writer.manifest["train_seconds"] = seconds
+            writer.set_state("complete")
+        except BaseException as e:
+            if writer is not None:
+                state = "interrupted" if stops.interrupted_by(e) else "failed"
+                writer.stop(state, sorted(rows, key=lambda r: (r["cell"], r["bee"])))
+            raise
     print_table(cells, axis_names, finals, table, out)
     if diverged:
         print(f"{diverged} bee(s) diverged (non-finite loss) and were frozen", file=out)
+    print(f"trained {sum(b.total_bees for b in batch_list)} bees x {tr.epochs} epochs in "
+          f"{seconds:.2f} s ({device}, {n_threads} thread{'s' * (n_threads > 1)})", file=out)
     return RunSummary(Path(run_dir), finals, diverged, seconds,
                       asdict(cells[0].cfg.objective))
 

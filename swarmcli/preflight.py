@@ -1,0 +1,57 @@
+"""What `swarm run` checks before Hydra creates or writes anything in the run directory.
+
+Hydra's run_job makes the run dir, writes .hydra/ (config, overrides) and opens swarm.log before
+it calls the task function. Checking there would leave an empty run dir behind after a config
+error, and a second run into a running or finished run dir would overwrite that run's
+.hydra/config.yaml before being refused. Hydra calls a callback's `on_run_start` earlier, with
+the composed config: `PreFlight` validates the config, sizes its memory and claims the run dir
+there, so a refused run writes nothing. The CLI adds it to `swarm run` and `swarm rerun`; a
+multirun's jobs each get a fresh numbered dir, which the runner still locks.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import open_dict
+
+from swarmcli import lock, results, runner
+from swarmcli.errors import Refused, SwarmError
+
+
+def claim(run_dir: Path, overwrite: bool) -> None:
+    """Hold `run_dir` for this process; refuse one that holds a run unless `overwrite`, and then
+    clear the old results first."""
+    lock.acquire(run_dir)
+    try:
+        if (run_dir / results.MANIFEST).exists():
+            try:
+                state = results.read_manifest(run_dir)["state"]
+            except results.DamagedRun as e:
+                raise SwarmError(f"{e}; not replacing it, even with overwrite=true") from None
+            if not overwrite:
+                raise SwarmError(f"{run_dir} already holds a {state} run; add overwrite=true to "
+                                 "replace it, or choose another hydra.run.dir")
+            results.clear(run_dir)
+    except BaseException:
+        lock.release(run_dir)
+        raise
+
+
+class PreFlight(Callback):
+    def on_run_start(self, config, **kwargs) -> None:
+        task = copy.deepcopy(config)
+        with open_dict(task):
+            del task["hydra"]
+        try:
+            runner.prepare(task)
+        except SwarmError as e:
+            raise Refused(e) from e
+        except Exception:  # e.g. a ${hydra:...} value, known only inside the job:
+            pass  # the task function validates again and reports it there
+        try:
+            claim(Path(config.hydra.run.dir), bool(task.get("overwrite", False)))
+        except SwarmError as e:
+            raise Refused(e) from e

@@ -1,0 +1,280 @@
+"""Stopping at any moment leaves a truthful run dir: Ctrl-C, SIGTERM and SIGKILL at random moments
+of a real `swarm run`, interrupts placed inside writes, a disk that fills up, and the memory
+estimate held against what a run really allocates."""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import CLI_TINY, SWARM
+
+from swarmcli import cli, engine, results, stops
+from swarmcli.results import load_checked, read_manifest
+
+RUN = ["run", "+sweep=width_activation", "train.bees=30", "train.epochs=300", "progress=false",
+       "render.what=[none]"]
+
+
+def assert_truthful(run_dir: Path) -> str | None:
+    """Nothing claims more than is there: a swarm.json parses, every cell it calls saved loads
+    whole, and `complete` means every cell and the summary. Returns the state (None: no run)."""
+    if not (run_dir / "swarm.json").exists():
+        return None
+    m = read_manifest(run_dir)
+    load_checked(run_dir)  # every saved cell's arrays open, with the shapes swarm.json implies
+    if m["state"] == "complete":
+        assert all(c["saved"] for c in m["cells"])
+        assert (run_dir / "summary.csv").exists()
+    return m["state"]
+
+
+def start(run_dir: Path) -> subprocess.Popen:
+    return subprocess.Popen([SWARM, *RUN, f"hydra.run.dir={run_dir}"], cwd=run_dir.parent,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def wait_for(proc, path: Path) -> bool:
+    """Poll until `path` exists or the process ends (no timing is asserted)."""
+    while not path.exists():
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+# The moments: Hydra and the runner setting up (x, y written), training, a cell being written,
+# the summary and the final table.
+MOMENTS = [".swarm.lock", "swarm.json", "cells/000", "cells/004", "cells/008", "summary.csv"]
+
+
+def test_random_interrupts_and_kills_leave_truthful_run_dirs(tmp_path):
+    rng = random.Random(20261202)
+    plan = [signal.SIGINT] * 3 + [signal.SIGTERM] + [signal.SIGKILL] * 2
+    rng.shuffle(plan)
+    seen = []
+    for trial, sig in enumerate(plan):
+        run_dir = tmp_path / f"t{trial}"
+        run_dir.parent.mkdir(exist_ok=True)
+        moment, delay = rng.choice(MOMENTS), rng.uniform(0, 0.3)
+        proc = start(run_dir)
+        if wait_for(proc, run_dir / moment):
+            time.sleep(delay)
+            proc.send_signal(sig)
+        _, err = proc.communicate(timeout=300)
+        state = assert_truthful(run_dir)
+        seen.append((sig.name, moment, proc.returncode, state))
+        if proc.returncode == 0:  # finished before the signal
+            assert state == "complete"
+            continue
+        if sig == signal.SIGKILL:
+            assert proc.returncode == -signal.SIGKILL
+            continue
+        assert proc.returncode == 130, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("swarm: interrupted"), err
+        assert not list(run_dir.rglob("*.tmp"))
+        assert state != "running"  # the message below is what swarm.json says
+        if state is None:  # or a bare "swarm: interrupted" before the dir was claimed
+            assert "nothing saved" in lines[0] or lines[0] == "swarm: interrupted"
+        else:
+            said = "is complete" if state == "complete" else f"is marked {state}"
+            assert f"{run_dir} {said}" in lines[0], (lines[0], state)
+    print(seen)  # shown with -s: which moments were hit
+    assert sum(rc != 0 for _, _, rc, _ in seen) >= 4  # most trials really were stopped
+
+
+def run_main(argv, capsys) -> tuple[int, list[str]]:
+    with pytest.raises(SystemExit) as stop:
+        cli.main(argv)
+        raise SystemExit(0)
+    return stop.value.code, capsys.readouterr().err.strip().splitlines()
+
+
+@pytest.mark.parametrize("where, state", [
+    ("set_state:running", "interrupted"),  # swarm.json written, the runner has no writer yet
+    ("save_arrays", "interrupted"),  # while x, y are written
+    ("fsync:3", "interrupted"),  # inside a cell's write, after its temporary file is full
+    ("set_state:complete", "interrupted"),  # just before swarm.json says complete
+    ("print_table", "complete"),  # during the final table
+])
+def test_an_interrupt_anywhere_is_reported_as_swarm_json_says(where, state, tmp_path,
+                                                               monkeypatch, capsys):
+    """Interrupts raised where no signal handler could defer them (as in a thread)."""
+    from swarmcli import runner
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    name, _, arg = where.partition(":")
+    if name == "fsync":
+        calls, real_fsync = [], os.fsync
+
+        def fsync(fd):
+            calls.append(fd)
+            if len(calls) == 7 + int(arg):  # swarm.json, 5 data files, activations, then cell
+                raise KeyboardInterrupt  # 0's arrays: the arg-th of them
+            real_fsync(fd)
+
+        monkeypatch.setattr(results.os, "fsync", fsync)
+    elif name == "set_state":
+        real = results.RunWriter.set_state
+
+        def set_state(self, s):
+            if s == "running":  # written, then the interrupt: RunWriter() never returns
+                real(self, s)
+            if s == arg:
+                raise KeyboardInterrupt
+            real(self, s)
+
+        monkeypatch.setattr(results.RunWriter, "set_state", set_state)
+    elif name == "print_table":
+        monkeypatch.setattr(runner, "print_table", interrupt)
+    else:
+        monkeypatch.setattr(results.RunWriter, name, interrupt)
+    run_dir = tmp_path / "r"
+    code, err = run_main(["run", "+sweep.grid.model.width=[2,3]", *CLI_TINY,
+                          f"hydra.run.dir={run_dir}"], capsys)
+    assert code == 130 and len(err) == 1, err
+    said = "is complete" if state == "complete" else f"is marked {state}"
+    assert err[0].startswith(f"swarm: interrupted; {run_dir} {said}"), err
+    assert json.loads((run_dir / "swarm.json").read_text())["state"] == state
+    assert assert_truthful(run_dir) == state
+    assert not list(run_dir.rglob("*.tmp")) and not (run_dir / ".swarm.lock").exists()
+
+
+def test_a_signal_during_a_write_waits_for_the_write(tmp_path):
+    path = tmp_path / "a.npy"
+    data = np.arange(1000.0)
+    with pytest.raises(KeyboardInterrupt), stops.deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        results.save_array(path, data)  # runs to the end although Ctrl-C came first
+    np.testing.assert_array_equal(np.load(path), data)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+class FullDisk:
+    """`open` for results.py whose files take `room` bytes in all, then fail with ENOSPC."""
+
+    def __init__(self, room: int):
+        self.room = room
+
+    def __call__(self, path, mode="r", *args, **kwargs):
+        f = builtins.open(path, mode, *args, **kwargs)  # noqa: SIM115 (closed by File)
+        return self.File(f, self) if "w" in mode else f
+
+    class File:
+        def __init__(self, f, disk):
+            self.f, self.disk = f, disk
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            n = memoryview(data).nbytes
+            if n > self.disk.room:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            self.disk.room -= n
+            return self.f.write(data)
+
+        def __getattr__(self, name):  # flush, fileno, tell, seek: the real file's
+            return getattr(self.f, name)
+
+
+@pytest.mark.parametrize("room", [0, 1500, 9000, 40000])
+def test_a_full_disk_is_one_line_and_never_complete(room, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(results, "open", FullDisk(room), raising=False)
+    run_dir = tmp_path / "r"
+    code, err = run_main(["run", "+sweep.grid.model.width=[2,3,4]", *CLI_TINY,
+                          "train.epochs=200", f"hydra.run.dir={run_dir}"], capsys)
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"swarm: error: cannot write {run_dir}/")
+    assert err[0].endswith(": No space left on device")
+    state = assert_truthful(run_dir)
+    assert state in (None, "running", "failed")  # `running`: swarm.json itself could not change
+    assert not list(run_dir.rglob("*.tmp"))
+
+
+def tmpfs(path: Path, size: str) -> bool:
+    path.mkdir()
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True).returncode == 0
+
+
+def test_a_real_full_disk(tmp_path):
+    disk = tmp_path / "disk"
+    if not tmpfs(disk, "300k"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        run_dir = disk / "r"
+        proc = subprocess.run([SWARM, *RUN, "train.epochs=50", f"hydra.run.dir={run_dir}"],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2
+        assert proc.stderr == (f"swarm: error: cannot write {run_dir}/cells/000/ypred.npy: "
+                               "No space left on device\n")
+        assert read_manifest(run_dir)["state"] == "failed"
+        assert not list(run_dir.rglob("*.tmp"))
+    finally:
+        subprocess.run(["umount", str(disk)])
+
+
+MEASURE = """
+import resource, sys, io
+from swarmcli import config, runner, memory
+cfg = config.compose(sys.argv[2:])
+_, _, plan, device = runner.prepare(cfg)
+estimate = max(sum(memory.estimate(cells, device).values()) for cells in plan)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+runner.run(cfg, sys.argv[1], out=io.StringIO())
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(estimate, after - before)
+"""
+
+
+@pytest.mark.parametrize("overrides", [
+    # recordings dominate: ypred, weights and biases of 400 bees every epoch
+    ["train.bees=400", "model.width=20", "train.epochs=300", "target.points=101",
+     "train.record=[ypred,weights,biases]"],
+    # parameters and optimizer state dominate: wide and deep, Adam, one recorded frame
+    ["optim=adam", "optim.lr=0.001", "train.bees=20", "model.width=500", "model.depth=2",
+     "train.epochs=5", "train.stride=5", "train.record=[weights]", "target.points=20"],
+    # activations dominate: many points, on the autograd path (dropout)
+    ["train.bees=40", "model.width=200", "target.points=4000", "train.epochs=3",
+     "model.dropout=0.1"],
+])
+def test_the_estimate_bounds_what_a_run_allocates(overrides, tmp_path):
+    """Peak resident memory of a fresh process, measured around runner.run after the imports
+    and the config, against the estimate: an upper bound, and not a wildly loose one."""
+    proc = subprocess.run([sys.executable, "-c", MEASURE, str(tmp_path / "r"), "progress=false",
+                           "render.what=[none]", *overrides], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    estimate, grown = map(int, proc.stdout.split())
+    assert grown > 20 << 20  # the run is big enough to measure
+    assert grown <= estimate <= 10 * grown, (grown, estimate)
+
+
+def test_the_recording_estimate_covers_the_engines_own_count():
+    from conftest import compose_config
+
+    from swarmcli import grid, memory, runner
+
+    cfg = compose_config(["train.bees=7", "model.width=9", "train.stride=3", "train.epochs=31",
+                          "train.record=[ypred,weights,biases]", "model.dropout=0.2",
+                          "target.split.kind=random"])
+    cells = grid.expand(cfg)[1]
+    assert memory.estimate(cells)["recordings"] >= engine.record_bytes(runner.make_batch(cells))
