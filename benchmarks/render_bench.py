@@ -75,7 +75,8 @@ def baseline(run_dir: Path, case: str, frames: list[int], path: Path) -> None:
         yp = np.asarray(cell.ypred)
         style = data.bee_style(yp.shape[0])
         alpha, colors = style["alpha"], style["colors"]
-        lines.append((yp, [ax.plot(x, yp[b, 0], color=colors[b % len(colors)], alpha=alpha)[0]
+        ex = run.eval_x  # where ypred was evaluated (the dense grid)
+        lines.append((yp, [ax.plot(ex, yp[b, 0], color=colors[b % len(colors)], alpha=alpha)[0]
                            for b in range(yp.shape[0])]))
 
     def update(f):
@@ -93,8 +94,10 @@ def baseline(run_dir: Path, case: str, frames: list[int], path: Path) -> None:
 
 
 def ours(run_dir: Path, what: str, workers: int | None) -> None:
-    render_run(run_dir, {**DEFAULTS, "what": [what], "frame_stride": 1, "workers": workers},
-               out=io.StringIO())
+    # every recorded frame once, as the baseline draws: no slow-down, no held last frame
+    video.HOLD_SECONDS = 0.0
+    render_run(run_dir, {**DEFAULTS, "what": [what], "frame_stride": 1, "min_seconds": 0,
+                         "workers": workers}, out=io.StringIO())
 
 
 _source = None
@@ -113,13 +116,13 @@ def raw_to_parent(run_dir: Path, scene: str, frames: list[int], path: Path, work
     """The alternative split: workers render frames, the parent writes them to one ffmpeg."""
     spec = (scene, str(run_dir), DEFAULTS, 0)
     size = (DEFAULTS["width"], DEFAULTS["height"])
-    gen = video.writer(path, size, 30, "mp4")
+    enc = video.Encoder(str(path), size, 30, "mp4")
     chunks = [frames[i:i + 8] for i in range(0, len(frames), 8)]
     with mp.get_context("fork").Pool(workers, _init, (spec,)) as pool:
         for block in pool.imap(_chunk, chunks):
             for frame in block:
-                gen.send(frame)
-    gen.close()
+                enc.write(frame)
+    enc.close()
 
 
 def timed(fn, *args, repeat: int = 1) -> float:

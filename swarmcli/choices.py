@@ -49,7 +49,7 @@ RECORDABLE = ("ypred", "weights", "biases")
 
 # Figures and formats of `render` (swarmcli.render draws each; a test keeps the names equal), here
 # so that completing them needs no matplotlib.
-RENDER_WHAT = ("hive", "loss", "final_loss", "kinks", "activations", "hive_animation",
+RENDER_WHAT = ("hive", "loss", "compare", "final_loss", "kinks", "activations", "hive_animation",
                "swarm_loss_animation", "kinks_animation", "none")
 RENDER_FORMATS = ("mp4", "gif")
 

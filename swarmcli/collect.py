@@ -556,19 +556,30 @@ def _file_key(k: str) -> str:
     return re.sub(r"[^\w.-]+", "_", k)
 
 
+def style():
+    """The render package's shared style, imported only when collect draws (matplotlib is
+    slow to import, and `--no-render` never needs it)."""
+    from swarmcli.render import style as shared
+
+    return shared
+
+
 def plot_distributions(result: CollectResult, path: Path) -> Path | None:
     """One panel per swept key: the final-loss distribution of every bee, per value of the key
     (boxes and points; diverged bees counted above each box)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    keys = result.swept
-    if not keys or not result.rows:
+    if not result.swept or not result.rows:
         return None
+    import matplotlib
+
+    with matplotlib.rc_context(style().RC):  # the look of every swarm figure
+        return _plot_distributions(result, path)
+
+
+def _plot_distributions(result: CollectResult, path: Path) -> Path:
+    keys = result.swept
     ncol = min(3, len(keys))
     nrow = math.ceil(len(keys) / ncol)
-    fig = Figure(figsize=(5.2 * ncol, 4.0 * nrow), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = style().new_figure(520 * ncol, 400 * nrow, 100)
     finite_all = [r["final_loss"] for r in result.rows
                   if r["final_loss"] is not None and math.isfinite(r["final_loss"])]
     log = bool(finite_all) and min(finite_all) > 0 and max(finite_all) > 10 * min(finite_all)
@@ -597,7 +608,7 @@ def plot_distributions(result: CollectResult, path: Path) -> Path | None:
                 ax.scatter(gone, [0.97] * len(gone), marker="x", s=25, color="C3",
                            transform=ax.get_xaxis_transform(),
                            label=f"{sum(div.values())} diverged")
-                ax.legend(loc="upper left", fontsize=8, frameon=False)
+                ax.legend(loc="upper left")
             lo, hi = min(values), max(values)
             if lo > 0 and hi / lo > 20:
                 ax.set_xscale("log")
@@ -620,7 +631,7 @@ def plot_distributions(result: CollectResult, path: Path) -> Path | None:
             for p, v in zip(pos, values):
                 if div[v]:
                     ax.annotate(f"{div[v]} diverged", (p, 1.0), xycoords=("data", "axes fraction"),
-                                ha="center", va="bottom", color="C3", fontsize=8)
+                                ha="center", va="bottom", color="C3")
         if log:
             ax.set_yscale("log")
         ax.set_ylabel("final loss" if i % ncol == 0 else "")
@@ -634,9 +645,14 @@ def plot_distributions(result: CollectResult, path: Path) -> Path | None:
 
 def plot_heatmap(result: CollectResult, x: str, y: str, path: Path) -> Path:
     """Median final loss for each pair of values of keys x and y (log colour scale)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    import matplotlib
+
+    with matplotlib.rc_context(style().RC):  # the look of every swarm figure
+        return _plot_heatmap(result, x, y, path)
+
+
+def _plot_heatmap(result: CollectResult, x: str, y: str, path: Path) -> Path:
     from matplotlib.colors import LogNorm, Normalize
-    from matplotlib.figure import Figure
 
     xs, ys, med = heatmap_table(result, x, y)
     shown = np.where(np.isfinite(med), med, np.nan)
@@ -645,9 +661,8 @@ def plot_heatmap(result: CollectResult, x: str, y: str, path: Path) -> Path:
         norm = LogNorm(ok.min(), ok.max())
     else:
         norm = Normalize(*(ok.min(), ok.max()) if ok.size else (0, 1))
-    fig = Figure(figsize=(max(4.5, 1.0 * len(xs) + 2.5), max(3.5, 0.6 * len(ys) + 2.0)),
-                 dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = style().new_figure(int(100 * max(4.5, 1.0 * len(xs) + 2.5)),
+                           int(100 * max(3.5, 0.6 * len(ys) + 2.0)), 100)
     ax = fig.add_subplot()
     ax.set_facecolor("0.85")
     im = ax.imshow(shown, norm=norm, cmap="viridis_r", aspect="auto")
@@ -659,10 +674,9 @@ def plot_heatmap(result: CollectResult, x: str, y: str, path: Path) -> Path:
     for (i, j), m in np.ndenumerate(med):
         text = "-" if np.isnan(m) else ("diverged" if np.isinf(m) else f"{m:.3g}")
         dark = np.isfinite(m) and norm(m) > 0.6
-        ax.text(j, i, text, ha="center", va="center", fontsize=8,
+        ax.text(j, i, text, ha="center", va="center",
                 color="white" if dark else "black")
-    ax.set_title(f"median final loss by {y} x {x}\n(over all bees and other settings)",
-                 fontsize=10)
+    ax.set_title(f"median final loss by {y} x {x}\n(over all bees and other settings)")
     fig.savefig(path)
     return path
 

@@ -139,9 +139,10 @@ class SweepConfig:
 class RenderConfig:
     """What `swarm run` renders after training (`swarm render` takes the same keys)."""
 
-    what: list[str] = field(default_factory=lambda: ["hive", "loss", "final_loss"])
+    what: list[str] = field(default_factory=lambda: ["hive", "loss", "compare", "final_loss"])
     epochs: list[int] = field(default_factory=lambda: [0, -1])  # stills at these epochs
     fps: int = 30
+    min_seconds: float = 8.0  # short runs play slower (then repeat frames) to last this long
     max_seconds: float = 20.0  # long runs are sub-sampled to at most this video length
     frame_stride: int | None = None  # overrides max_seconds when set
     width: int = 960  # pixels; rounded to even for H.264

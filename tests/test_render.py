@@ -12,13 +12,14 @@ import imageio_ffmpeg
 import matplotlib.image
 import numpy as np
 import pytest
-from conftest import swarm
+from conftest import SWARM, swarm
 
 from swarmcli import cli, config, results
 from swarmcli.config import SwarmError
 from swarmcli.render import DEFAULTS, WHAT, data, render_run, scenes, video
 
-SMALL = {"width": 320, "height": 241, "dpi": 50}  # 241 rounds to an even 240
+SMALL = {"width": 320, "height": 241, "dpi": 50, "min_seconds": 0}  # 241 rounds to an even 240
+HOLD = 30  # frames: the last frame is held for 1 s at 30 fps
 
 
 def render(run_dir, **cfg):
@@ -59,25 +60,50 @@ def test_stills_have_the_asked_size_and_are_not_blank(tiny_run):
     assert np.abs(first - last).mean() > 0.002  # the bees moved between epoch 0 and 8
 
 
-def test_hive_animation_has_one_frame_per_recorded_epoch(tiny_run):
+def test_hive_animation_shows_every_recorded_epoch_then_holds_the_last(tiny_run):
     run_dir = tiny_run("+sweep=width_activation", "train.epochs=8")
-    (path,) = render(run_dir, what=["hive_animation"], fps=12)
+    (path,) = render(run_dir, what=["hive_animation"], fps=12, min_seconds=0)
     meta, frames = read_video(path)
     assert path.name == "hive_animation.mp4"
-    assert frames.shape == (9, 240, 320, 3)
+    assert frames.shape == (9 + 12, 240, 320, 3)  # epochs 0..8, then epoch 8 for 1 s
     assert meta["fps"] == 12
     assert frames.std() > 10
-    assert np.abs(frames[0].astype(int) - frames[-1]).mean() > 0.3  # it moves
+    assert np.abs(frames[0].astype(int) - frames[8]).mean() > 0.3  # it moves
+    moved = np.abs(np.diff(frames[:9].astype(int), axis=0)).mean(axis=(1, 2, 3))
+    held = np.abs(frames[9:].astype(int) - frames[8]).mean(axis=(1, 2, 3))
+    assert held.max() < moved.min() / 3, (held, moved)  # the end stays (up to H.264 noise)
 
 
-@pytest.mark.parametrize("n, fps, seconds, stride, expected", [
-    (9, 30, 20.0, None, list(range(9))),
-    (9, 30, 20.0, 3, [0, 3, 6, 8]),
-    (9, 10, 0.5, None, [0, 2, 4, 6, 8]),  # at most 5 frames: every 2nd, and the last
-    (501, 30, 10.0, None, list(range(0, 501, 2))),
+@pytest.mark.parametrize("n, fps, lo, hi, stride, picked, rate", [
+    (9, 30, 0.0, 20.0, None, list(range(9)), 30),
+    (9, 30, 0.0, 20.0, 3, [0, 3, 6, 8], 30),
+    (9, 10, 0.0, 0.7, None, [0, 2, 4, 6, 8], 10),  # 0.63 s of motion: every 2nd, and the last
+    (501, 30, 0.0, 10.0, None, list(range(0, 501, 2)), 30),
+    (151, 30, 8.0, 20.0, None, list(range(151)), 151 / 7),  # slowed to 7 s + 1 s held
 ])
-def test_long_runs_are_subsampled_to_max_seconds(n, fps, seconds, stride, expected):
-    assert video.select_frames(n, fps, seconds, stride) == expected
+def test_videos_last_between_min_and_max_seconds(n, fps, lo, hi, stride, picked, rate):
+    tl = video.timeline(n, fps, lo, hi, stride)
+    hold = min(1.0, hi / 10)
+    assert tl.frames[:len(picked)] == picked
+    assert set(tl.frames[len(picked):]) == {n - 1}  # the end, held
+    assert tl.fps == pytest.approx(rate)
+    assert lo <= tl.seconds <= hi + 1 / tl.fps
+    assert tl.seconds - len(picked) / tl.fps == pytest.approx(hold, abs=1 / tl.fps)
+
+
+@pytest.mark.parametrize("n", [1, 2, 9, 40, 151, 401, 501, 5001, 100001])
+def test_every_run_length_gives_a_video_of_8_to_20_seconds(n):
+    tl = video.timeline(n, 30, 8.0, 20.0)
+    assert 8.0 <= tl.seconds <= 20.0
+    assert tl.frames[0] == 0 and tl.frames[-1] == n - 1
+    assert tl.frames == sorted(tl.frames)
+    assert video.MIN_FPS <= tl.fps <= 30
+
+
+def test_a_short_run_repeats_frames_rather_than_play_below_min_fps():
+    tl = video.timeline(9, 30, 8.0, 20.0)
+    assert tl.fps >= video.MIN_FPS
+    assert [tl.frames.count(f) for f in range(8)] == [4] * 8  # evenly held, not jerky
 
 
 def test_frames_split_across_processes_join_in_order(tiny_run, monkeypatch):
@@ -88,8 +114,8 @@ def test_frames_split_across_processes_join_in_order(tiny_run, monkeypatch):
     assert video.workers_for(3, 13, "mp4") == 3
     (three,) = render(run_dir, what=["hive_animation"], workers=3)
     _, split = read_video(three)
-    assert split.shape == serial.shape == (13, 240, 320, 3)
-    dist = np.abs(split[:, None].astype(np.int16) - serial[None]).mean(axis=(2, 3, 4))
+    assert split.shape == serial.shape == (13 + HOLD, 240, 320, 3)
+    dist = np.abs(split[:13, None].astype(np.int16) - serial[None, :13]).mean(axis=(2, 3, 4))
     assert (dist.argmin(axis=1) == np.arange(13)).all()  # frame i is frame i, in order
 
 
@@ -98,7 +124,7 @@ def test_gif(tiny_run):
     (path,) = render(run_dir, what=["hive_animation"], format="gif")
     assert path.read_bytes()[:6] == b"GIF89a"
     _, frames = read_video(path)
-    assert frames.shape == (6, 240, 320, 3)
+    assert frames.shape == (6 + 15, 240, 320, 3)  # GIFs play at 15 fps: 1 s held is 15
 
 
 def test_kinks_of_seed_002(tiny_run):
@@ -107,7 +133,7 @@ def test_kinks_of_seed_002(tiny_run):
     assert [p.name for p in paths] == ["kinks_epoch0006.png", "kinks_animation.mp4"]
     assert_picture(paths[0])
     _, frames = read_video(paths[1])
-    assert frames.shape == (7, 240, 320, 3)
+    assert frames.shape == (7 + HOLD, 240, 320, 3)
     run = results.load(run_dir)
     counts, edges, outside = data.kink_counts(run, run.cells[0])
     assert counts.shape == (7, 100) and edges[0] == pytest.approx(-3 * np.pi)
@@ -125,7 +151,7 @@ def test_swarm_loss_animation_of_seed_001(tiny_run):
     run_dir = tiny_run("+sweep=tiny_nets", "train.epochs=40", "train.stride=10")
     (path,) = render(run_dir, what=["swarm_loss_animation"])
     _, frames = read_video(path)
-    assert frames.shape == (5, 240, 320, 3)  # epochs 0, 10, 20, 30, 40
+    assert frames.shape == (5 + HOLD, 240, 320, 3)  # epochs 0, 10, 20, 30, 40
 
 
 def test_a_third_axis_gives_one_page_per_value(tiny_run):
@@ -161,7 +187,7 @@ def test_diverged_bees_are_left_out_and_counted(tiny_run):
         if p.suffix == ".png":
             assert_picture(p)
         else:
-            assert read_video(p)[1].shape == (9, 240, 320, 3)
+            assert read_video(p)[1].shape == (9 + HOLD, 240, 320, 3)
 
 
 def diverged_notes(fig) -> list[str]:
@@ -219,3 +245,87 @@ def test_bad_what_exits_2_with_one_line_naming_the_choices(tiny_run, capsys):
     assert capsys.readouterr().err == (f"swarm: error: render.what='bogus' is not one of: "
                                        f"{', '.join(WHAT)}\n")
     assert not (run_dir / "figures").exists()  # checked before drawing anything
+
+
+def test_a_canvas_past_the_memory_budget_is_refused_in_one_line(tiny_run, capsys):
+    run_dir = tiny_run()
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["render", str(run_dir), "width=100000", "height=100000"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == (
+        "swarm: error: render.width=100000 x render.height=100000 needs ~37.3 GiB per frame "
+        "buffer, more than the 512 MiB limit; lower render.width/height\n")
+    with pytest.raises(SwarmError, match=r"render.width=70000 is more than matplotlib's limit"):
+        render(run_dir, what=["hive"], width=70000, height=100)
+    assert not (run_dir / "figures").exists()  # refused before drawing anything
+
+
+def test_an_animation_past_the_frames_x_pixels_budget_is_refused_first(tiny_run, monkeypatch):
+    import swarmcli.render as render_pkg
+
+    run_dir = tiny_run("train.epochs=8")
+    monkeypatch.setattr(render_pkg, "MAX_PIXEL_FRAMES", 320 * 240 * 20)
+    with pytest.raises(SwarmError, match=r"an animation of 39 frames x 320 x 240 pixels = "
+                                         r"3e\+06 pixels to draw is more than the 1.54e\+06 "
+                                         r"limit; raise render.frame_stride"):
+        render(run_dir, what=["hive", "hive_animation"])  # 9 epochs + 30 held frames
+    assert not (run_dir / "figures").exists()
+    assert render(run_dir, what=["hive_animation"], max_seconds=0.6)  # 18 frames: fits
+
+
+def test_ctrl_c_while_rendering_leaves_no_trace_and_prints_one_line(tiny_run):
+    """SIGINT to the whole process group, as a terminal sends it, in the middle of a
+    two-process video: no traceback, no ffmpeg message, no file left behind."""
+    import glob
+    import os
+    import signal
+    import time
+
+    run_dir = tiny_run("+sweep=width_activation", "train.epochs=150")
+    proc = subprocess.Popen([SWARM, "render", str(run_dir), "what=[hive,hive_animation]",
+                             "workers=2", "width=640", "height=480"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    start = time.monotonic()
+    while not glob.glob(str(run_dir / "figures" / ".hive_animation.*")):
+        assert proc.poll() is None and time.monotonic() - start < 120, proc.communicate()
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Traceback" not in out + err and "ffmpeg" not in (out + err).lower()
+    assert len(err.strip().splitlines()) == 1 and err.startswith("swarm: interrupted")
+    assert sorted(p.name for p in (run_dir / "figures").iterdir()) == [
+        "hive_epoch0000.png", "hive_epoch0150.png"]  # the stills done before; no video, no temp
+
+
+def test_a_run_without_a_dense_grid_renders_against_its_x(tiny_run):
+    """Runs from before eval_x.npy (ypred at the training x only) still render."""
+    run_dir = tiny_run("+sweep=width_activation", "target.eval_points=0")
+    assert not (run_dir / "eval_x.npy").exists()
+    run = results.load(run_dir)
+    assert run.cells[0].ypred.shape[-1] == len(run.x)
+    for p in render(run_dir, what=["hive", "hive_animation"], epochs=[-1]):
+        if p.suffix == ".png":
+            assert_picture(p)
+
+
+def test_the_hive_draws_every_bee_on_the_dense_grid(tiny_run):
+    run = results.load(tiny_run("+sweep=width_activation"))
+    assert len(run.eval_x) > len(run.x)
+    sc = scenes.hive(run, {**DEFAULTS, **SMALL})
+    sc.update(0)
+    segs = sc.fig.axes[0].collections[-1].get_segments()
+    assert len(segs) == 3 and np.array_equal(segs[0][:, 0], run.eval_x)
+
+
+def test_the_progress_bar_shows_only_on_a_terminal_and_after_a_second(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    with video.progress_bar(10, "hive_animation.mp4") as bar:
+        assert not bar.disable and bar.delay == 1.0
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    with video.progress_bar(10, "hive_animation.mp4") as bar:
+        assert bar.disable

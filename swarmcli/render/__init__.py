@@ -7,7 +7,9 @@ imageio-ffmpeg; never torch or Hydra.
 
 from __future__ import annotations
 
+import io
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -15,26 +17,35 @@ import matplotlib
 
 from swarmcli import results
 from swarmcli.errors import SwarmError
-from swarmcli.render import data, scenes, stills, video
+from swarmcli.render import data, scenes, stills, style, video
 
 # the defaults of swarmcli.config.RenderConfig (a test keeps them equal), for callers that
 # pass only some keys
-DEFAULTS = {"what": ["hive", "loss", "final_loss"], "epochs": [0, -1], "fps": 30,
-            "max_seconds": 20.0, "frame_stride": None, "width": 960, "height": 720, "dpi": 100,
-            "format": "mp4", "workers": None}
+DEFAULTS = {"what": ["hive", "loss", "compare", "final_loss"], "epochs": [0, -1], "fps": 30,
+            "min_seconds": 8.0, "max_seconds": 20.0, "frame_stride": None, "width": 960,
+            "height": 720, "dpi": 100, "format": "mp4", "workers": None}
 
-STILLS = {"hive": stills.hive, "loss": stills.loss, "final_loss": stills.final_loss,
-          "kinks": stills.kinks, "activations": stills.activations}
+STILLS = {"hive": stills.hive, "loss": stills.loss, "compare": stills.compare,
+          "final_loss": stills.final_loss, "kinks": stills.kinks,
+          "activations": stills.activations}
 ANIMATIONS = {"hive_animation": "hive", "swarm_loss_animation": "swarm_loss",
               "kinks_animation": "kinks"}  # figure -> scene
 WHAT = [*STILLS, *ANIMATIONS, "none"]
 NEEDS = {"hive": ["ypred"], "hive_animation": ["ypred"], "swarm_loss_animation": ["ypred"],
          "kinks": ["weights", "biases"], "kinks_animation": ["ypred", "weights", "biases"]}
 FORMATS = ("mp4", "gif")
+# Budgets, checked before anything is allocated. A frame buffer is width x height x 4 bytes and
+# a render holds a few (canvas, blitting background, the copy piped to ffmpeg); 512 MiB is
+# about 11600 x 11600 px, far past any screen. An animation draws and encodes frames x pixels;
+# 5e10 is ~13,000 frames of 1920 x 1080, over an hour of drawing on a laptop.
+MAX_FRAME_BYTES = 512 * 2**20
+MAX_PIXEL_FRAMES = 5e10
+MAX_SIDE = 2**16 - 1  # matplotlib's Agg canvas refuses larger
 
 
 def check_config(cfg: dict) -> list[str]:
-    """The figures asked for, in order, after checking every render key."""
+    """The figures asked for, in order, after checking every render key and the canvas
+    budget."""
     what = list(dict.fromkeys(cfg["what"] or []))
     for w in what:
         if w not in WHAT:
@@ -49,14 +60,34 @@ def check_config(cfg: dict) -> list[str]:
         v = cfg[key]
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
             raise SwarmError(f"render.{key}={v!r} must be an integer >= 1 or null")
-    ms = cfg["max_seconds"]
-    if not isinstance(ms, (int, float)) or not math.isfinite(ms) or ms <= 0:
-        raise SwarmError(f"render.max_seconds={ms!r} must be a number > 0")
+    for key in ("min_seconds", "max_seconds"):
+        v = cfg[key]
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or (
+                v < 0 if key == "min_seconds" else v <= 0):
+            raise SwarmError(f"render.{key}={v!r} must be a number "
+                             f"{'>= 0' if key == 'min_seconds' else '> 0'}")
+    if cfg["min_seconds"] > cfg["max_seconds"]:
+        raise SwarmError(f"render.min_seconds={cfg['min_seconds']!r} is more than "
+                         f"render.max_seconds={cfg['max_seconds']!r}")
+    w, h = cfg["width"], cfg["height"]
+    if w * h * 4 > MAX_FRAME_BYTES:
+        raise SwarmError(f"render.width={w} x render.height={h} needs ~{gib(w * h * 4)} per "
+                         f"frame buffer, more than the {gib(MAX_FRAME_BYTES)} limit; lower "
+                         f"render.width/height")
+    for key in ("width", "height"):
+        if cfg[key] > MAX_SIDE:
+            raise SwarmError(f"render.{key}={cfg[key]} is more than matplotlib's limit of "
+                             f"{MAX_SIDE} pixels; lower render.{key}")
     return [w for w in what if w != "none"]
 
 
+def gib(n: float) -> str:
+    return f"{n / 2**30:.3g} GiB" if n >= 2**30 else f"{n / 2**20:.3g} MiB"
+
+
 def check_run(run: results.Run, what: list[str], cfg: dict) -> None:
-    """Refuse, before drawing anything, a figure the run lacks the recordings for."""
+    """Refuse, before drawing anything, a figure the run lacks the recordings for, or an
+    animation past the frames x pixels budget."""
     if not run.cells:
         raise SwarmError(f"{run.path} has no saved cells to render")
     files = {"ypred": ["ypred"], "weights": ["weights_0"], "biases": ["biases_0"]}
@@ -65,7 +96,7 @@ def check_run(run: results.Run, what: list[str], cfg: dict) -> None:
         if not all(c.has(f) for c in run.cells for n in need for f in files[n]):
             recorded = run.manifest.get("record", [])
             raise SwarmError(f"{w} needs train.record to include {' and '.join(need)} "
-                         f"(this run recorded {recorded})")
+                             f"(this run recorded {recorded})")
     if "activations" in what and not (run.path / "activations.npz").exists():
         raise SwarmError(f"activations needs {run.path / 'activations.npz'}, which this run lacks")
     for e in cfg["epochs"] if any(w in ("hive", "kinks") for w in what) else []:
@@ -73,6 +104,23 @@ def check_run(run: results.Run, what: list[str], cfg: dict) -> None:
             data.frame_index(run, int(e))
         except IndexError as err:
             raise SwarmError(str(err)) from None
+    if any(w in ANIMATIONS for w in what):
+        frames = len(timeline(run, cfg).frames)
+        w, h = style.even(cfg["width"]), style.even(cfg["height"])
+        if frames * w * h > MAX_PIXEL_FRAMES:
+            raise SwarmError(
+                f"an animation of {frames} frames x {w} x {h} pixels = {frames * w * h:.3g} "
+                f"pixels to draw is more than the {MAX_PIXEL_FRAMES:.3g} limit; raise "
+                f"render.frame_stride, or lower render.max_seconds, render.fps or "
+                f"render.width/height")
+
+
+def timeline(run: results.Run, cfg: dict) -> video.Timeline:
+    """The frames an animation of this run shows, and at what rate (GIFs: fewer, slower)."""
+    gif = cfg["format"] == "gif"
+    return video.timeline(len(run.frames), min(cfg["fps"], video.GIF_FPS) if gif else cfg["fps"],
+                          cfg["min_seconds"], cfg["max_seconds"], cfg["frame_stride"],
+                          max_frames=video.GIF_MAX_FRAMES if gif else None)
 
 
 def render_run(run_dir, render_cfg: dict, out=sys.stdout) -> list[Path]:
@@ -94,18 +142,47 @@ def render_run(run_dir, render_cfg: dict, out=sys.stdout) -> list[Path]:
     return written
 
 
+def figures(run: results.Run, what: str, cfg: dict):
+    """(file name, Figure) of each still `what` draws, one at a time (a scene reuses its
+    figure: look at or save each before taking the next)."""
+    cfg = {**DEFAULTS, **dict(cfg)}
+    with matplotlib.rc_context(style.RC):
+        yield from STILLS[what](run, cfg)
+
+
+def animation_scenes(run: results.Run, what: str, cfg: dict):
+    """(file name, Scene) of each page of animation `what`, built as the video builds it."""
+    cfg = {**DEFAULTS, **dict(cfg)}
+    for p, page in enumerate(data.pages(run, scenes.aspect(cfg))):
+        with matplotlib.rc_context(style.RC):
+            sc = scenes.SCENES[ANIMATIONS[what]](run, cfg, p, animated=True)
+        yield f"{what}{page.name}.{cfg['format']}", sc
+
+
 def _draw(what: str, run: results.Run, cfg: dict, fig_dir: Path):
     if what in STILLS:
-        with matplotlib.rc_context(scenes.STYLE):
-            yield from STILLS[what](run, cfg, fig_dir)
+        for name, fig in figures(run, what, cfg):
+            yield save_png(fig, fig_dir / name)
         return
-    scene = ANIMATIONS[what]
-    frames = video.select_frames(len(run.frames), cfg["fps"], cfg["max_seconds"],
-                                 cfg["frame_stride"])
-    for p, page in enumerate(data.pages(run)):
+    tl = timeline(run, cfg)
+    for p, page in enumerate(data.pages(run, scenes.aspect(cfg))):
         path = fig_dir / f"{what}{page.name}.{cfg['format']}"
-        spec = (scene, str(run.path), cfg, p)
-        yield video.write_video(spec, frames, path, cfg["fps"], cfg["format"], cfg["workers"])
+        spec = (ANIMATIONS[what], str(run.path), cfg, p)
+        yield video.write_video(spec, tl, path, cfg["format"], cfg["workers"])
 
 
-__all__ = ["render_run", "WHAT"]
+def save_png(fig, path: Path) -> Path:
+    """Render in memory, write to a temporary name and rename: a figure is never half-written,
+    and an interrupt leaves no temporary file."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_bytes(buf.getvalue())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+__all__ = ["render_run", "figures", "animation_scenes", "WHAT"]

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
+import yaml
 
 from swarmcli.results import CellResult, Run
 
@@ -56,19 +57,18 @@ class Page:
         return cell_title(run, cell) if run.axes else ""
 
 
-def pages(run: Run) -> list[Page]:
-    """The panel grids of a run: one panel (no axes), a wrapped row (one axis), rows x columns
-    (two axes), one page per combination of the third and later axes' values."""
+def pages(run: Run, aspect: float = 4 / 3) -> list[Page]:
+    """The panel grids of a run: one panel (no axes), one axis wrapped into the near-square grid
+    that suits a canvas of width/height `aspect`, rows x columns (two axes), one page per
+    combination of the third and later axes' values."""
     axes = run.axes
     if not axes:
         return [Page(1, 1, {(0, 0): run.cells[0]})]
     if len(axes) == 1:
-        n = len(axes[0]["labels"])
-        cols = n if n <= 4 else math.ceil(math.sqrt(n))
-        page = Page(math.ceil(n / cols), cols)
+        rows, cols = wrap_grid(len(axes[0]["labels"]), aspect)
+        page = Page(rows, cols)
         for c in run.cells:
-            p = c.info["position"][0]
-            page.cells[divmod(p, cols)] = c
+            page.cells[divmod(c.info["position"][0], cols)] = c
         return [page]
     a0, a1, rest = axes[0], axes[1], axes[2:]
     out = []
@@ -86,6 +86,21 @@ def pages(run: Run) -> list[Page]:
         if page.cells:
             out.append(page)
     return out
+
+
+PANEL_ASPECT = 4 / 3  # width / height a swarm panel reads best at (seed 000's panels)
+
+
+def wrap_grid(n: int, aspect: float = 4 / 3) -> tuple[int, int]:
+    """(rows, cols) for n panels on a canvas of width/height `aspect`: panels closest to
+    PANEL_ASPECT, a few empty slots allowed (3 panels on 4:3 -> 2 x 2, not 3 tall strips)."""
+    def cost(cols):
+        rows = math.ceil(n / cols)
+        empty = rows * cols - n
+        return abs(math.log(aspect * rows / cols / PANEL_ASPECT)) + 0.4 * empty / n + (
+            10 if empty >= cols else 0)  # never a whole empty row
+    cols = min(range(1, n + 1), key=cost)
+    return math.ceil(n / cols), cols
 
 
 def slug(text: str) -> str:
@@ -155,6 +170,17 @@ def turning_points(tx: np.ndarray, ty: np.ndarray) -> np.ndarray:
     nz = np.flatnonzero(s)
     flips = nz[1:][s[nz[1:]] != s[nz[:-1]]]
     return tx[flips]
+
+
+def loss_name(run: Run) -> str:
+    """'MSE loss' from the run's saved config (train.loss), or plain 'loss' when the run has
+    no readable .hydra/config.yaml (e.g. copied without it)."""
+    try:
+        cfg = yaml.safe_load((run.path / ".hydra" / "config.yaml").read_text())
+        name = str(cfg["train"]["loss"])
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return "loss"
+    return {"mse": "MSE loss", "mae": "MAE loss", "huber": "Huber loss"}.get(name, f"{name} loss")
 
 
 def held_out(run: Run) -> np.ndarray:
