@@ -46,6 +46,7 @@ def hydra_run(cfg: DictConfig) -> float:
     """One Hydra job: train, save, render; return the swarm's median final loss (for sweepers)."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
+        preflight.check_render(cfg)  # a multirun job has had no pre-flight
         summary = runner.run(cfg, run_dir)
         _render_after_run(cfg, run_dir)
         print(f"run dir: {run_dir}")
