@@ -3,7 +3,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench clean
+.PHONY: run test bench gallery clean
 
 $(BIN)/swarm: pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,6 +20,9 @@ test: $(BIN)/swarm
 
 bench: $(BIN)/swarm
 	$(BIN)/python benchmarks/run.py
+
+gallery: $(BIN)/swarm
+	OMP_NUM_THREADS=1 $(BIN)/python docs/make_gallery.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -146,8 +146,9 @@ def w4_overrides(bees: int, epochs: int) -> list[str]:
 
 
 def product_batches(overrides: list[str]) -> list[engine.Batch]:
-    """The engine batches `swarm run OVERRIDES` trains, built the way the runner builds them."""
-    cfg = config.compose(overrides)
+    """The engine batches `swarm run OVERRIDES` trains, built the way the runner builds them,
+    recording predictions at the training points as every contender does (eval_points=0)."""
+    cfg = config.compose(["target.eval_points=0", *overrides])
     _, cells = grid.expand(cfg)
     return [runner.make_batch(b) for b in grid.batches(cells)]
 

@@ -22,12 +22,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from swarmcli import config, lock, preflight, runner, stops
-from swarmcli.config import SwarmError
+from swarmcli import completion, joblog, lock, stops
+from swarmcli.errors import USER_FULL_ERROR, Refused, SwarmError
 
 log = logging.getLogger("swarmcli")
-USER_FULL_ERROR = "SWARM_USER_FULL_ERROR"  # the user's HYDRA_FULL_ERROR, before we set ours
-config.register_schema()
+# Hydra calls this callback before it writes into the run dir (see preflight.py); named here as
+# a string, so commands that do not train never import it (it needs torch).
+PREFLIGHT = "++hydra.callbacks.swarm_preflight._target_=swarmcli.preflight.PreFlight"
 
 USAGE = """usage: swarm COMMAND [ARGS]
 
@@ -44,12 +45,18 @@ commands:
 @hydra.main(version_base="1.3", config_path="pkg://swarmcli.configs", config_name="config")
 def hydra_run(cfg: DictConfig) -> float:
     """One Hydra job: train, save, render; return the swarm's median final loss (for sweepers)."""
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    from swarmcli import preflight, runner  # torch: only a job that trains pays for it
+
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    out = joblog.JobOutput(header=f"job {hc.job.num}: {' '.join(hc.overrides.task)}"
+                           if hc.mode == RunMode.MULTIRUN else None)
+    logging.captureWarnings(True)  # warnings into swarm.log too
     try:
         preflight.check_render(cfg)  # a multirun job has had no pre-flight
-        summary = runner.run(cfg, run_dir)
-        _render_after_run(cfg, run_dir)
-        print(f"run dir: {run_dir}")
+        summary = runner.run(cfg, run_dir, out=out)
+        _render_after_run(cfg, run_dir, out)
+        print(f"run dir: {run_dir}", file=out)
     except BaseException as e:
         if stops.interrupted_by(e):
             raise stops.Interrupted(run_dir) from None
@@ -65,6 +72,9 @@ def hydra_run(cfg: DictConfig) -> float:
         if os.environ.get(USER_FULL_ERROR) == "1":
             raise
         fail(error_message(e))  # exit here: past this point Hydra would log the job's overrides
+    finally:
+        out.finish()
+        logging.captureWarnings(False)
     return summary.objective
 
 
@@ -75,28 +85,33 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-def _render_after_run(cfg, run_dir: Path) -> None:
+def _render_after_run(cfg, run_dir: Path, out) -> None:
     what = list(cfg.render.what)
     if what and what != ["none"]:
         from swarmcli import render
 
-        render.render_run(run_dir, OmegaConf.to_container(cfg.render), out=sys.stdout)
+        render.render_run(run_dir, OmegaConf.to_container(cfg.render), out=out)
 
 
 NOT_A_RUN = ("-m", "--multirun", "-c", "--cfg", "-i", "--info", "-h", "--help", "--hydra-help",
              "-sc", "--shell-completion")
 
 
-def _hydra_argv(rest: list[str]) -> list[str]:
-    """argv for Hydra; a single run gets the pre-flight check (preflight.py), which must run
-    before Hydra writes into the run dir."""
+def _run_hydra(rest: list[str]) -> None:
+    """The Hydra app, on `rest` as its command line; a single run gets the pre-flight check
+    (preflight.py), which must run before Hydra writes into the run dir."""
+    from swarmcli import config  # numpy and the schema: only commands that compose pay for them
+
+    config.register_schema()
+    # optuna's storage imports alembic, which logs each of its plugins at INFO
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     run = not any(a in NOT_A_RUN for a in rest)
-    return [sys.argv[0], *rest, *([preflight.OVERRIDE] if run else [])]
+    sys.argv = [sys.argv[0], *rest, *([PREFLIGHT] if run else [])]
+    hydra_run()
 
 
 def cmd_run(rest: list[str]) -> None:
-    sys.argv = _hydra_argv(rest)
-    hydra_run()
+    _run_hydra(rest)
 
 
 def _saved_config(run_dir: Path) -> Path:
@@ -115,7 +130,7 @@ def _saved_config(run_dir: Path) -> Path:
 
 
 def cmd_rerun(rest: list[str]) -> None:
-    from swarmcli import results
+    from swarmcli import config, results
 
     if not rest or rest[0].startswith("-"):
         raise SwarmError("usage: swarm rerun RUN_DIR [OVERRIDES]")
@@ -128,9 +143,7 @@ def cmd_rerun(rest: list[str]) -> None:
     if not any(o.lstrip("+").startswith("overwrite=") for o in overrides):
         overrides.append("++overwrite=false")  # not the saved run's own choice
     new_dir = Path(next(o for o in overrides if o.startswith("hydra.run.dir=")).split("=", 1)[1])
-    sys.argv = _hydra_argv(["--config-path", str(old / ".hydra"), "--config-name", "config",
-                            *overrides])
-    hydra_run()
+    _run_hydra(["--config-path", str(old / ".hydra"), "--config-name", "config", *overrides])
 
     same, total, diff = results.compare(old, new_dir)
     if diff:
@@ -141,7 +154,7 @@ def cmd_rerun(rest: list[str]) -> None:
 
 
 def cmd_render(rest: list[str]) -> None:
-    from swarmcli import render, results
+    from swarmcli import config, render, results
 
     if not rest or "=" in rest[0]:
         raise SwarmError("usage: swarm render RUN_DIR [KEY=VALUE ...]")
@@ -160,16 +173,16 @@ def cmd_render(rest: list[str]) -> None:
 def cmd_list(rest: list[str]) -> None:
     from importlib.resources import files
 
-    from swarmcli import nn, optim, schedules, targets
+    from swarmcli import choices, targets
 
     sweeps = sorted(p.name[:-5] for p in (files("swarmcli.configs") / "sweep").iterdir()
                     if p.name.endswith(".yaml"))
     for title, names in [("sweeps", sweeps), ("targets", targets.TARGETS),
-                         ("activations", nn.ACTIVATIONS), ("optimizers", optim.OPTIMIZERS),
-                         ("inits", nn.INITS), ("schedules", schedules.SCHEDULES)]:
+                         ("activations", choices.ACTIVATIONS), ("optimizers", choices.OPTIMIZERS),
+                         ("inits", choices.INITS), ("schedules", choices.SCHEDULES)]:
         print(f"{title + ':':13} {', '.join(names)}")
     print("optimizer defaults (any optim.* key left null takes them):")
-    for name, defaults in optim.DEFAULTS.items():
+    for name, defaults in choices.DEFAULTS.items():
         print(f"  {name + ':':9} {', '.join(f'{k}={v}' for k, v in defaults.items())}")
 
 
@@ -183,22 +196,13 @@ COMMANDS = {"run": cmd_run, "rerun": cmd_rerun, "render": cmd_render, "collect":
             "list": cmd_list}
 
 
-def _strip_subcommand_from_comp_line() -> None:
-    """Bash completion calls `swarm -sc query=bash` with COMP_LINE='swarm run ...': Hydra must
-    see the line without the subcommand word."""
-    line = os.environ.get("COMP_LINE", "")
-    words = line.split(" ")
-    if len(words) > 1 and words[1] in COMMANDS:
-        os.environ["COMP_LINE"] = " ".join([words[0], *words[2:]])
-        point = int(os.environ.get("COMP_POINT", len(line)))
-        os.environ["COMP_POINT"] = str(max(0, point - len(words[1]) - 1))
-
-
 def error_message(e: BaseException) -> str:
     """One line for a user's mistake, naming the bad value (and the choices, where known)."""
     if isinstance(e, SwarmError):
         return str(e)
     if isinstance(e, OmegaConfBaseException) or isinstance(e.__cause__, OmegaConfBaseException):
+        from swarmcli import config
+
         inner = e.__cause__ if isinstance(e.__cause__, OmegaConfBaseException) else e
         return config.one_line(inner)
     lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
@@ -219,8 +223,9 @@ def main(argv: list[str] | None = None) -> None:
     argv_given = argv is not None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("-sc", "--shell-completion"):
+        if completion.answer(argv[1:], COMMANDS):
+            return
         argv = ["run", *argv]
-        _strip_subcommand_from_comp_line()
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         sys.exit(0 if argv else 2)
@@ -243,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
             stops.ignore_signals()
             print(f"swarm: interrupted{interrupt_report(e)}", file=sys.stderr)
             sys.exit(130)
-        if isinstance(e, preflight.Refused):
+        if isinstance(e, Refused):
             if full_error:
                 raise e.args[0] from None
             fail(error_message(e.args[0]))

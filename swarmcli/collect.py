@@ -38,8 +38,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from swarmcli.cli import USER_FULL_ERROR
-from swarmcli.config import SwarmError
+from swarmcli.errors import USER_FULL_ERROR, SwarmError
 from swarmcli.objective import objective
 
 OUT = "collect"  # sub-directory of the multirun dir that collect writes

@@ -12,14 +12,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from swarmcli import formula, nn, optim, schedules, splits, targets
+from swarmcli import choices, schedules
 from swarmcli.errors import SwarmError  # noqa: F401 (re-exported: config.SwarmError)
-from swarmcli.objective import check_objective
 
 
 @dataclass
@@ -120,6 +118,7 @@ class TrainConfig:
     stride: int = 1  # record every `stride` epochs (the first and last epoch always)
     memory_limit_gb: float | None = None  # recording budget; default: half the free memory
     compile: str = "auto"  # torch.compile each epoch as one graph: auto (large runs), on, off
+    threads: Any = "auto"  # torch intra-op threads: auto (1 for small batches), or an integer
 
 
 @dataclass
@@ -191,13 +190,6 @@ def compose(overrides=()) -> DictConfig:
         return hydra_compose(config_name="config", overrides=list(overrides))
 
 
-DEVICES = ("auto", "cpu", "cuda")
-DTYPES = ("float32", "float64")
-COMPILE = ("auto", "on", "off")
-RECORDABLE = ("ypred", "weights", "biases")
-LOSSES = ("mse", "mae", "huber")
-
-
 def choice(key: str, value: Any, choices) -> None:
     if value not in choices:
         raise SwarmError(f"{key}={value!r} is not one of: {', '.join(map(str, choices))}")
@@ -217,6 +209,12 @@ def integer(key: str, value: Any, *, minimum: int) -> None:
 
 def validate(cfg: SwarmConfig) -> SwarmConfig:
     """Check one cell's settings; raise SwarmError naming the bad value and the valid choices."""
+    # numpy's modules here, not at the top: composing a config (--cfg, --help) needs none of them
+    import numpy as np
+
+    from swarmcli import formula, splits, targets
+    from swarmcli.objective import check_objective
+
     t, m, o, tr = cfg.target, cfg.model, cfg.optim, cfg.train
     choice("target.name", t.name, targets.TARGETS)
     if len(t.domain) != 2 or not t.domain[0] < t.domain[1]:
@@ -232,15 +230,15 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
     splits.check(t.split.kind, t.split.fraction, t.split.seed, t.split.gap, domain=t.domain)
     integer("model.depth", m.depth, minimum=1)
     integer("model.width", m.width, minimum=1)
-    choice("model.activation", m.activation, nn.ACTIVATIONS)
-    choice("model.init", m.init, nn.INITS)
+    choice("model.activation", m.activation, choices.ACTIVATIONS)
+    choice("model.init", m.init, choices.INITS)
     positive("model.init_std", m.init_std)
     if len(m.init_bounds) != 2 or not m.init_bounds[0] < m.init_bounds[1]:
         raise SwarmError(f"model.init_bounds={list(m.init_bounds)!r} must be [a, b] with a < b")
     if not 0 <= m.dropout < 1:
         raise SwarmError(f"model.dropout={m.dropout!r} must be in [0, 1)")
-    choice("optim.name", o.name, optim.OPTIMIZERS)
-    eff = optim.effective(o)
+    choice("optim.name", o.name, choices.OPTIMIZERS)
+    eff = choices.effective(o)
     positive("optim.lr", eff["lr"])
     for key in ("momentum", "dampening", "alpha", "lr_decay", "initial_accumulator_value",
                 "momentum_decay", "weight_decay"):
@@ -253,7 +251,7 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
         raise SwarmError(f"optim.betas={list(betas)!r} must be two numbers in [0, 1)")
     if eff.get("nesterov") and ((eff.get("momentum") or 0) <= 0 or eff.get("dampening")):
         raise SwarmError("optim.nesterov=true needs optim.momentum > 0 and optim.dampening = 0")
-    choice("schedule.name", cfg.schedule.name, schedules.SCHEDULES)
+    choice("schedule.name", cfg.schedule.name, choices.SCHEDULES)
     try:
         schedules.resolve(cfg.schedule.name, schedule_params(cfg), tr.epochs)
     except ValueError as e:
@@ -261,10 +259,13 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
     integer("train.epochs", tr.epochs, minimum=0)
     integer("train.bees", tr.bees, minimum=1)
     integer("train.stride", tr.stride, minimum=1)
-    choice("train.device", tr.device, DEVICES)
-    choice("train.dtype", tr.dtype, DTYPES)
-    choice("train.compile", tr.compile, COMPILE)
-    choice("train.loss", tr.loss, LOSSES)
+    choice("train.device", tr.device, choices.DEVICES)
+    choice("train.dtype", tr.dtype, choices.DTYPES)
+    choice("train.compile", tr.compile, choices.COMPILE)
+    choice("train.loss", tr.loss, choices.LOSSES)
+    if tr.threads != "auto" and (not isinstance(tr.threads, int) or isinstance(tr.threads, bool)
+                                 or tr.threads < 1):
+        raise SwarmError(f"train.threads={tr.threads!r} must be auto or an integer >= 1")
     positive("train.huber_delta", tr.huber_delta)
     positive("train.l1", tr.l1, allow_zero=True)
     positive("train.l2", tr.l2, allow_zero=True)
@@ -276,7 +277,7 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
             raise SwarmError("train.patience needs validation points: set target.split.kind "
                              "to one of: random, gap, extrapolate")
     for f in tr.record:
-        choice("train.record", f, RECORDABLE)
+        choice("train.record", f, choices.RECORDABLE)
 
     check_objective(cfg.objective.stat, cfg.objective.q, cfg.objective.threshold)
     return cfg

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from swarmcli import choices
+
 
 @dataclass(frozen=True)
 class Activation:
@@ -57,7 +59,7 @@ def _softplus_grad(z, a):  # as torch's softplus_backward, beta 1, threshold 20
     return torch.where(z > 20, 1.0, e / (e + 1))
 
 
-ACTIVATIONS = {
+_IMPLEMENTED = {
     a.name: a
     for a in [
         # relu's backward keeps g where a > 0, in one kernel (torch's own)
@@ -75,6 +77,7 @@ ACTIVATIONS = {
         Activation("sin", torch.sin, lambda z, a: torch.cos(z)),
     ]
 }
+ACTIVATIONS = {name: _IMPLEMENTED[name] for name in choices.ACTIVATIONS}  # in the listed order
 
 
 def activation(name: str, leaky_slope: float = LEAKY_SLOPE) -> Activation:
@@ -144,9 +147,7 @@ TORCH_MODULES = {  # the plain torch.nn module each activation must agree with
     "sin": Sin,
 }
 
-# Weight initialisations (the bias is zero for all but `default`, as is usual with these schemes).
-INITS = ("default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal",
-         "normal", "uniform", "zeros")
+INITS = choices.INITS
 
 
 def layer_shapes(depth: int, width: int) -> list[tuple[int, int]]:

@@ -29,20 +29,7 @@ from __future__ import annotations
 
 import torch
 
-# torch.optim's defaults, by config field name (betas as [beta1, beta2]).
-DEFAULTS: dict[str, dict[str, object]] = {
-    "sgd": {"lr": 1e-3, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0,
-            "nesterov": False},
-    "adam": {"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0},
-    "adamw": {"lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 1e-2},
-    "rmsprop": {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0,
-                "centered": False},
-    "adagrad": {"lr": 1e-2, "lr_decay": 0.0, "weight_decay": 0.0,
-                "initial_accumulator_value": 0.0, "eps": 1e-10},
-    "adamax": {"lr": 2e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0},
-    "nadam": {"lr": 2e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0,
-              "momentum_decay": 4e-3},
-}
+from swarmcli.choices import DEFAULTS, effective  # noqa: F401 (effective: also optim.effective)
 
 STEP_BLOCK = 256  # steps of Python-float factors (bias corrections...) worked out at once
 
@@ -382,14 +369,6 @@ _FIELDS = {
     "initial_accumulator_value": ("initial_accumulator_value", None),
     "momentum_decay": ("momentum_decay", None),
 }
-
-
-def effective(optim_cfg) -> dict:
-    """Every field of an OptimConfig with its nulls filled from the named optimizer's defaults
-    (a field the optimizer does not use stays as given, usually None)."""
-    given = {k: v for k, v in vars(optim_cfg).items() if k != "name"}
-    return {**given, **{k: v if given.get(k) is None else given[k]
-                        for k, v in DEFAULTS[optim_cfg.name].items()}}
 
 
 def hyper_parameters(name: str, optim_cfgs) -> dict[str, torch.Tensor]:

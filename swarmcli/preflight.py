@@ -18,16 +18,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf, open_dict
 
 from swarmcli import lock, results, runner
-from swarmcli.errors import SwarmError
-
-TARGET = "swarmcli.preflight.PreFlight"
-OVERRIDE = f"++hydra.callbacks.swarm_preflight._target_={TARGET}"
-
-
-class Refused(BaseException):
-    """A SwarmError raised inside a Hydra callback. Hydra turns an Exception from a callback
-    into a warning and carries on, so a refusal crosses Hydra as a BaseException; the CLI prints
-    its SwarmError as one line."""
+from swarmcli.errors import Refused, SwarmError
 
 
 def claim(run_dir: Path, overwrite: bool) -> None:

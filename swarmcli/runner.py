@@ -6,12 +6,14 @@ directly; `swarm run` is a thin Hydra wrapper around it.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from swarmcli import (
     config,
@@ -85,6 +87,25 @@ def use_compile(setting: str, work: float) -> bool:
     return setting == "on" or (setting == "auto" and work >= COMPILE_WORK)
 
 
+# Below this much work per epoch (bees x width x points x depth, over a batch) one intra-op
+# thread is fastest: more threads only add overhead. benchmarks/threads.py on the 2-core
+# development machine (shared, load 6-8): 2 threads took 2-7x longer than 1 at every size from
+# 6e3 to 1e8, so only batches beyond that get every core; re-measure on a machine of your own.
+THREADS_WORK = 1e8
+
+
+def threads(setting, work: float) -> int:
+    """torch's intra-op threads for a run: the integer given, or for `auto` one thread below
+    THREADS_WORK and every usable core (at most OMP_NUM_THREADS, when set) from there on."""
+    if setting != "auto":
+        return int(setting)
+    if work < THREADS_WORK:
+        return 1
+    cores = len(os.sched_getaffinity(0))
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    return min(cores, int(omp)) if omp.isdigit() and int(omp) > 0 else cores
+
+
 def cell_arrays(batch: engine.Batch, res: engine.BatchResult, k: int, width: int) -> dict:
     """Cell k's slice of a batch result, with padded hidden units cut back to the cell's width."""
     s = slice(k * batch.bees, (k + 1) * batch.bees)
@@ -147,6 +168,10 @@ def run(cfg, run_dir, *, gradient: str = "fused", out=sys.stdout) -> RunSummary:
     start = time.perf_counter()
     axes, cells, plan, device = prepare(cfg)
     batch_list = [make_batch(b) for b in plan]
+    tr = cells[0].cfg.train
+    n_threads = threads(tr.threads, max(b.total_bees * b.width * len(b.x) * b.depth
+                                        for b in batch_list))
+    torch.set_num_threads(n_threads)
     axis_names = [a.name for a in axes]
     rows, finals, diverged = [], {}, 0
     writer = None
@@ -192,6 +217,8 @@ def run(cfg, run_dir, *, gradient: str = "fused", out=sys.stdout) -> RunSummary:
     print_table(cells, axis_names, finals, table, out)
     if diverged:
         print(f"{diverged} bee(s) diverged (non-finite loss) and were frozen", file=out)
+    print(f"trained {sum(b.total_bees for b in batch_list)} bees x {tr.epochs} epochs in "
+          f"{seconds:.2f} s ({device}, {n_threads} thread{'s' * (n_threads > 1)})", file=out)
     return RunSummary(Path(run_dir), finals, diverged, seconds,
                       asdict(cells[0].cfg.objective))
 

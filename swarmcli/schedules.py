@@ -25,18 +25,12 @@ CyclicLR is not recursive in torch and is computed with its exact formula.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import torch
+from swarmcli.choices import SCHEDULES
 
-# name -> {parameter: default}. None: t_max = the run's epochs; max_lr must be given.
-SCHEDULES: dict[str, dict[str, float | int | None]] = {
-    "constant": {},
-    "step": {"step_size": 30, "gamma": 0.1},
-    "exponential": {"gamma": 0.98},
-    "cosine": {"t_max": None, "eta_min": 0.0},
-    "cyclic": {"max_lr": None, "step_size_up": 20},
-    "warmup": {"start_factor": 1.0 / 3, "warmup_epochs": 5},
-}
+if TYPE_CHECKING:
+    import torch
 
 _INTS = {"step_size", "t_max", "step_size_up", "warmup_epochs"}
 
@@ -84,6 +78,8 @@ def lr_for_epoch(name: str, params: dict | None, base_lr: torch.Tensor, epoch: i
                  epochs: int | None = None) -> torch.Tensor:
     """Per-bee lr [bees] float64 for the optimizer step taken in epoch `epoch` (0-based): torch's
     `group["lr"]` at that step when the loop calls opt.step() then sched.step() once per epoch."""
+    import torch  # here, not at the top: validation (resolve) must not pay for importing torch
+
     p = resolve(name, params, epochs)
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
         raise ValueError(f"epoch={epoch!r} must be an integer >= 0")

@@ -82,3 +82,80 @@ def test_lr_schedules_traces_and_where_they_end(tmp_path):
     run = train(tmp_path, "lr_schedules", "train.bees=8")
     final = {c.values["schedule.name"]: float(np.median(c.loss[:, -1])) for c in run.cells}
     assert final["exponential"] > final["constant"] > final["cyclic"]
+
+
+def test_regularization_unregularised_overfits_and_a_regulariser_helps(tmp_path):
+    run = train(tmp_path, "regularization", "train.bees=6", "train.epochs=500")
+    none = run.cell(regularizer="none")
+    val = np.median(np.asarray(none.array("val_loss")), axis=0)
+    tr = np.median(np.asarray(none.loss), axis=0)
+    best = int(val.argmin())
+    assert val[-1] > 1.1 * val[best] and tr[-1] < 0.5 * tr[best]  # held-out up, training down
+    val_end = {c.labels["regularizer"]: np.median(np.asarray(c.array("val_loss"))[:, -1])
+               for c in run.cells}
+    assert val_end["dropout 0.2"] < 0.9 * val_end["none"]
+
+
+def test_tiny_nets_kinks_start_at_the_left_end_and_bees_sit_on_the_plateau(tmp_path):
+    run = train(tmp_path, "tiny_nets", "train.bees=4", "train.epochs=150",
+                "train.record=[ypred,biases]")
+    assert run.x.min() == 0.0
+    for c in run.cells:
+        assert not np.asarray(c.biases(0))[:, 0].any()  # -b/w = 0 for every unit of every bee
+        assert np.median(c.loss[:, -1]) > 0.3  # the post's plateau, 150 epochs in
+
+
+def test_init_schemes_zeros_keep_every_unit_identical(tmp_path):
+    run = train(tmp_path, "init_schemes", "train.bees=4", "train.epochs=150",
+                "train.record=[ypred,weights,biases]",
+                "sweep.grid.model.init=[default,uniform,zeros]")
+    for act in ("relu", "tanh"):
+        zeros = run.cell(activation=act, init="zeros")
+        for layer in (0, 1, 2):
+            w = np.asarray(zeros.weights(layer))[:, -1]  # [bees, fan_in, fan_out]
+            assert np.ptp(w, axis=(1, 2)).max() == 0  # every weight of a layer the same
+        assert median_final(run, activation=act, init="zeros") > 20 * median_final(
+            run, activation=act, init="default")
+    assert median_final(run, activation="tanh", init="uniform") > 20 * median_final(
+        run, activation="tanh", init="default")
+
+
+def test_depth_width_the_init_not_the_depth_decides(tmp_path):
+    run = train(tmp_path, "depth_width", "train.bees=8")
+    cells = {c.labels["architecture"]: np.sort(np.asarray(c.loss[:, -1])) for c in run.cells}
+    assert list(cells) == ["1x60", "2x10", "3x7", "4x6"]
+    split = [c for c in cells.values() if c[-1] > 3 * c[0]]  # fitted and stuck bees side by side
+    assert len(split) >= 3
+    rows = list(csv_rows(run))
+    assert sum(r["tied_with_best"] == "True" for r in rows) >= 3 * 8  # 3 cells beside the best
+
+
+def csv_rows(run):
+    import csv
+
+    with open(run.path / "summary.csv") as f:
+        yield from csv.DictReader(f)
+
+
+def test_early_stopping_shorter_patience_stops_sooner(tmp_path):
+    run = train(tmp_path, "early_stopping", "train.bees=6")
+    cells = [run.cell(patience=p) for p in (10, 50, 200)]
+    stopped = [np.median(np.asarray(c.array("stopped_epoch"))) for c in cells]
+    held = [np.median(np.asarray(c.array("val_loss"))[:, -1]) for c in cells]
+    trained = [np.median(np.asarray(c.loss)[:, -1]) for c in cells]
+    assert 0 < stopped[0] < stopped[1] < stopped[2]
+    assert held[0] < held[1] < held[2] and trained[0] > trained[1] > trained[2]
+
+
+def test_weight_distribution_kinks_gather_at_the_turning_points(tmp_path):
+    run = train(tmp_path, "weight_distribution", "train.bees=40")
+    cell = run.cells[0]
+    kinks = -np.asarray(cell.biases(0)) / np.asarray(cell.weights(0))[:, :, 0, :]
+    turning = np.pi / 2 + np.pi * np.arange(-3, 3)  # sin's on [-3 pi, 3 pi]
+
+    def near(frame):
+        k = kinks[:, frame].ravel()
+        k = k[np.abs(k) < 3 * np.pi]
+        return (np.abs(k[:, None] - turning).min(axis=1) < 0.5).mean()
+
+    assert near(0) < 0.3 and near(-1) > 0.5
