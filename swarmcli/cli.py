@@ -45,7 +45,7 @@ commands:
 @hydra.main(version_base="1.3", config_path="pkg://swarmcli.configs", config_name="config")
 def hydra_run(cfg: DictConfig) -> float:
     """One Hydra job: train, save, render; return the swarm's median final loss (for sweepers)."""
-    from swarmcli import runner  # torch: only a job that trains pays for importing it
+    from swarmcli import preflight, runner  # torch: only a job that trains pays for it
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
@@ -53,6 +53,7 @@ def hydra_run(cfg: DictConfig) -> float:
                            if hc.mode == RunMode.MULTIRUN else None)
     logging.captureWarnings(True)  # warnings into swarm.log too
     try:
+        preflight.check_render(cfg)  # a multirun job has had no pre-flight
         summary = runner.run(cfg, run_dir, out=out)
         _render_after_run(cfg, run_dir, out)
         print(f"run dir: {run_dir}", file=out)

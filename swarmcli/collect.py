@@ -219,6 +219,8 @@ def job_state(d: Path) -> tuple[str, str]:
             return "complete", ""
         return "failed", "complete but no summary.csv"
     reason = failure_reason(d / "swarm.log")
+    if state == "failed":  # an error stopped it (a full disk, ...); swarm.log says which
+        return "failed", reason or "failed (see swarm.log)"
     if state == "interrupted":
         return "interrupted", reason or "interrupted (see swarm.log)"
     hint = ""

@@ -122,10 +122,11 @@ def check(plan: list[list[grid.Cell]], device: str = "cpu") -> None:
                        f"{t.eval_points}) or model.width (now {m.width})",
         "data": f"lower target.points (now {t.points}) or target.eval_points (now "
                 f"{t.eval_points})",
-        "runtime": "raise train.memory_limit_gb",
     }
-    order = sorted(parts, key=parts.get, reverse=True)
+    # what the knobs can change, largest first; parts under 1% of it are left out
+    order = sorted((p for p in parts if p != "runtime"), key=parts.get, reverse=True)
+    own = need - parts["runtime"]
     raise SwarmError(
         f"training needs about {size(need)} but {size(allowed)} is allowed "
         f"(train.memory_limit_gb): " + "; ".join(f"{p} {size(parts[p])}: {fixes[p]}"
-                                                 for p in order if parts[p] * 100 >= need))
+                                                 for p in order if parts[p] * 100 >= own))

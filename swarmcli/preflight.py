@@ -15,7 +15,7 @@ import copy
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from swarmcli import lock, results, runner
 from swarmcli.errors import Refused, SwarmError
@@ -40,13 +40,35 @@ def claim(run_dir: Path, overwrite: bool) -> None:
         raise
 
 
+def check_render(cfg) -> None:
+    """The figures `swarm run` draws after training, checked before training: their keys, and
+    that the run records what each needs (a render refused after an hour of training is an hour
+    lost)."""
+    what = list(cfg.render.what)
+    if what and what != ["none"]:
+        from swarmcli import render
+
+        for w in render.check_config(OmegaConf.to_container(cfg.render)):
+            missing = [n for n in render.NEEDS.get(w, []) if n not in cfg.train.record]
+            if missing:
+                raise SwarmError(f"render.what={w} needs train.record to include "
+                                 f"{' and '.join(missing)} (now {list(cfg.train.record)})")
+
+
+def check(cfg) -> None:
+    """Everything `swarm run` refuses before training: runner.prepare's config, sweep and memory
+    checks, and the render keys."""
+    runner.prepare(cfg)
+    check_render(cfg)
+
+
 class PreFlight(Callback):
     def on_run_start(self, config, **kwargs) -> None:
         task = copy.deepcopy(config)
         with open_dict(task):
             del task["hydra"]
         try:
-            runner.prepare(task)
+            check(task)
         except SwarmError as e:
             raise Refused(e) from e
         except Exception:  # e.g. a ${hydra:...} value, known only inside the job:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from swarmcli import (
     config,
@@ -149,7 +148,6 @@ def prepare(cfg):
     that would not fit in memory is refused here, before its data exists."""
     memory.check_data(cfg)
     axes, cells = grid.expand(cfg)
-    check_render(cfg)
     plan = grid.batches(cells)
     try:
         device = engine.resolve_device(cells[0].cfg.train.device)
@@ -157,20 +155,6 @@ def prepare(cfg):
         raise SwarmError(str(e)) from None
     memory.check(plan, device)
     return axes, cells, plan, device
-
-
-def check_render(cfg) -> None:
-    """The figures `swarm run` draws after training, checked before it: their keys, and that the
-    run records what each needs (a render refused after an hour of training is an hour lost)."""
-    what = list(cfg.render.what)
-    if what and what != ["none"]:
-        from swarmcli import render
-
-        for w in render.check_config(OmegaConf.to_container(cfg.render)):
-            missing = [n for n in render.NEEDS.get(w, []) if n not in cfg.train.record]
-            if missing:
-                raise SwarmError(f"render.what={w} needs train.record to include "
-                                 f"{' and '.join(missing)} (now {list(cfg.train.record)})")
 
 
 def run(cfg, run_dir, *, gradient: str = "fused", out=sys.stdout) -> RunSummary:

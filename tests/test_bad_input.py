@@ -2,7 +2,7 @@
 anything is allocated or any directory is made.
 
 The table runs in-process through what `swarm run` runs before training (Hydra's typed merge,
-then runner.prepare: validation, sweep expansion, render keys, memory) and the CLI's one-line
+then preflight.check: validation, sweep expansion, memory, render keys) and the CLI's one-line
 formatting; a few rows go through cli.main and a real process for the exit path."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf, open_dict
 
-from swarmcli import cli, runner
+from swarmcli import cli, preflight
 
 BAD = [
     # target
@@ -168,7 +168,7 @@ def refusal(overrides: list[str], traced: bool = False) -> tuple[str, int]:
         cfg = composed(overrides)
         if traced:
             tracemalloc.start()
-        runner.prepare(cfg)
+        preflight.check(cfg)
     except Exception as e:  # what cli.main catches and formats
         return cli.error_message(e), tracemalloc.get_traced_memory()[1]
     finally:
@@ -200,7 +200,7 @@ def test_the_table_is_wide():
 
 def test_a_good_config_passes_the_same_checks():
     assert refusal(["+sweep.grid.model.width=[1,3,10]", "target.eval_points=300"])[0] == ""
-    runner.prepare(compose_config([*CLI_TINY, "+sweep=weight_distribution"]))
+    preflight.check(compose_config([*CLI_TINY, "+sweep=weight_distribution"]))
 
 
 @pytest.mark.parametrize("overrides, message", [

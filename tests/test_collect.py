@@ -39,7 +39,7 @@ def read_csv(path: Path) -> list[dict]:
 def multirun(tmp_path_factory) -> Path:
     """Six jobs: optim.lr 0.01, 0.03, -1 x model.width 3, 5. Jobs 4 and 5 (lr=-1) fail validation
     inside the job; job 1 fails mid-run (its cells/ path is a file, so saving a cell fails) and is
-    left "interrupted". Jobs 0, 2 and 3 complete."""
+    left "failed". Jobs 0, 2 and 3 complete."""
     d = tmp_path_factory.mktemp("mr") / "multirun"
     (d / "1").mkdir(parents=True)
     (d / "1" / "cells").write_text("in the way")
@@ -136,12 +136,12 @@ def test_collect_sorts_jobs_into_complete_interrupted_and_failed(multirun):
     r = collect.collect(multirun)
     assert r.planned
     assert [(j.num, j.state, j.dir.name) for j in r.jobs] == [
-        (0, "complete", "0"), (1, "interrupted", "1"), (2, "complete", "2"),
+        (0, "complete", "0"), (1, "failed", "1"), (2, "complete", "2"),
         (3, "complete", "3"), (4, "failed", "4"), (5, "failed", "5")]
     assert [j.num for j in r.failed] == [1, 4, 5]
     assert r.jobs[1].overrides == [*TINY[:2], "progress=False", TINY[3], "optim.lr=0.01",
                                    "model.width=5"]
-    assert "NotADirectoryError" in r.jobs[1].reason
+    assert "cells/000: Not a directory" in r.jobs[1].reason
     assert r.jobs[4].reason  # the validation error (or where to look for it)
 
 
@@ -211,13 +211,13 @@ def test_main_prints_jobs_and_the_rerun_command_and_writes_tables_and_plots(mult
     d = copy_of(multirun)
     collect.main([str(d)])
     out = capsys.readouterr().out
-    assert "6 jobs planned by the sweep; 3 complete, 2 failed, 1 interrupted" in out
+    assert "6 jobs planned by the sweep; 3 complete, 3 failed" in out
     assert f"swarm collect {d.resolve()} --rerun-failed" in out
     assert "hydra.sweep.subdir=../../1" in out and "hydra.sweep.subdir=../../4" in out
     table = read_csv(d / "collect" / "summary.csv")
     assert len(table) == 6 and table[0]["optim.lr"] == "0.01"
     jobs = read_csv(d / "collect" / "jobs.csv")
-    assert [j["state"] for j in jobs] == ["complete", "interrupted", "complete", "complete",
+    assert [j["state"] for j in jobs] == ["complete", "failed", "complete", "complete",
                                           "failed", "failed"]
     assert jobs[1]["rerun"].startswith("swarm run -m ")
     pngs = sorted(p.name for p in (d / "collect").glob("*.png"))
@@ -273,7 +273,7 @@ def test_heatmap_is_the_median_final_loss_of_every_bee_with_that_pair(multirun):
             f = [row["final_loss"] for row in r.rows
                  if row["optim.lr"] == x and row["model.width"] == y]
             assert (np.isnan(med[i, j]) if not f else med[i, j] == np.median(f))
-    assert np.isnan(med[1, 0])  # job 1 (0.01, 5) was interrupted: no bees
+    assert np.isnan(med[1, 0])  # job 1 (0.01, 5) failed: no bees
 
 
 def test_rerun_failed_relaunches_only_the_failed_jobs_into_the_same_dir(multirun, copy_of,
@@ -353,6 +353,6 @@ def test_report_lists_reasons(multirun):
     out = io.StringIO()
     collect.report(collect.collect(multirun), out)
     text = out.getvalue()
-    assert "job 1 (interrupted, dir 1): NotADirectoryError" in text
+    assert "job 1 (failed, dir 1): " in text and "cells/000: Not a directory" in text
     saved = yaml.safe_load((multirun / "4" / ".hydra" / "overrides.yaml").read_text())
     assert "optim.lr=-1" in saved
