@@ -207,7 +207,7 @@ def test_a_run_where_every_bee_diverged_still_renders(tiny_run):
     ("hive_animation", "[]", "hive_animation needs train.record to include ypred"),
 ])
 def test_a_figure_the_run_did_not_record_for_is_refused_first(tiny_run, what, record, message):
-    run_dir = tiny_run(f"train.record={record}")
+    run_dir = tiny_run(f"train.record={record}", "render.what=[none]")  # trains: draws later
     with pytest.raises(SwarmError, match=message):
         render(run_dir, what=["loss", what])
     assert not (run_dir / "figures").exists()  # refused before drawing anything
