@@ -30,11 +30,12 @@ def test_run_writes_a_complete_run_dir(hive):
     assert [a["name"] for a in run.axes] == ["model.width", "model.activation"]
     assert len(run.cells) == 9
     cell = run.cell(width=10, activation="tanh")
-    assert cell.loss.shape == (2, 6) and cell.ypred.shape == (2, 6, 61)
+    assert cell.loss.shape == (2, 6) and cell.ypred.shape == (2, 6, len(run.eval_x)) == (2, 6, 259)
     assert np.isfinite(cell.loss).all()
     rows = (run_dir / "summary.csv").read_text().splitlines()
     assert rows[0] == ("cell,model.width,model.activation,bee,final_loss,best_loss,best_epoch,"
-                       "diverged,diverged_epoch")
+                       "diverged,diverged_epoch,cell_median,cell_median_ci_low,"
+                       "cell_median_ci_high,p_vs_best,tied_with_best")
     assert len(rows) == 1 + 9 * 2
     assert (run_dir / ".hydra" / "config.yaml").exists()
     assert f"run dir: {run_dir}" in proc.stdout
@@ -140,9 +141,11 @@ def test_full_error_env_shows_the_traceback(tmp_path):
 
 
 def test_recording_too_big_stops_before_training(tmp_path):
-    proc = swarm("run", *TINY, "train.memory_limit_gb=0.000001", "hydra.run.dir=r", cwd=tmp_path)
+    proc = swarm("run", "train.epochs=2000", "train.bees=2000", "progress=false",
+                 "render.what=[none]", "train.memory_limit_gb=0.5", "hydra.run.dir=r",
+                 cwd=tmp_path)
     assert proc.returncode == 2
-    assert "raise train.stride (now 1)" in proc.stderr and "train.bees (now 2)" in proc.stderr
+    assert "raise train.stride (now 1)" in proc.stderr and "train.bees (now 2000)" in proc.stderr
     assert not (tmp_path / "r" / "swarm.json").exists()
 
 
