@@ -207,7 +207,7 @@ def test_a_run_where_every_bee_diverged_still_renders(tiny_run):
     ("hive_animation", "[]", "hive_animation needs train.record to include ypred"),
 ])
 def test_a_figure_the_run_did_not_record_for_is_refused_first(tiny_run, what, record, message):
-    run_dir = tiny_run(f"train.record={record}")
+    run_dir = tiny_run(f"train.record={record}", "render.what=[none]")  # trains: draws later
     with pytest.raises(SwarmError, match=message):
         render(run_dir, what=["loss", what])
     assert not (run_dir / "figures").exists()  # refused before drawing anything
@@ -329,3 +329,19 @@ def test_the_progress_bar_shows_only_on_a_terminal_and_after_a_second(monkeypatc
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     with video.progress_bar(10, "hive_animation.mp4") as bar:
         assert bar.disable
+
+
+def test_render_workers_ignore_ctrl_c_and_die_quietly_when_terminated():
+    """The parent handles Ctrl-C; pool.terminate()'s SIGTERM must not run an inherited handler
+    (the CLI's turns it into KeyboardInterrupt: a traceback from every worker)."""
+    import signal
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGTERM, lambda *_: None)  # as the CLI installs one
+    try:
+        video._worker_init(None, None)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

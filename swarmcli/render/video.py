@@ -175,6 +175,9 @@ _done = None  # in a worker: frames written so far, over all workers (the progre
 def _worker_init(stop, done) -> None:
     global _stop, _done
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and tells us
+    # the parent's pool.terminate() sends SIGTERM: die quietly, whatever handler was inherited
+    # (the CLI turns SIGTERM into KeyboardInterrupt, which would print a worker's traceback)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _stop, _done = stop, done
 
 
