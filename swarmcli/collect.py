@@ -40,6 +40,7 @@ import yaml
 
 from swarmcli.errors import USER_FULL_ERROR, SwarmError
 from swarmcli.objective import objective
+from swarmcli.stats import CELL_COLUMNS
 
 OUT = "collect"  # sub-directory of the multirun dir that collect writes
 RERUNS = "reruns"  # sub-directory holding each rerun's own multirun.yaml and launcher logs
@@ -392,7 +393,9 @@ def read_summary(job_dir: Path) -> tuple[list[dict], list[str], list[str]]:
         if axes is None:  # an old manifest: the columns before "bee" are the cell's axes
             axes = header[1:header.index("bee")] if "bee" in header else []
         axes = [a for a in axes if a in header]
-        extra = [c for c in header if c not in axes and c not in SUMMARY_FIELDS]
+        # a run's cell statistics rank its own cells only: across jobs they would mislead
+        extra = [c for c in header if c not in axes and c not in SUMMARY_FIELDS
+                 and c not in CELL_COLUMNS]
         rows = []
         for r in reader:
             row = {"cell": int(r["cell"])}

@@ -204,7 +204,7 @@ def run(cfg, run_dir, *, gradient: str = "fused", out=sys.stdout) -> RunSummary:
             table = stats.compare_cells([finals[c.index] for c in cells],
                                         seed=cells[0].cfg.train.seed)
             for r in rows:
-                r.update(cell_stat_columns(table[r["cell"]]))
+                r.update(table[r["cell"]].columns())
             writer.save_summary(sorted(rows, key=lambda r: (r["cell"], r["bee"])))
             seconds = time.perf_counter() - start
             writer.manifest["train_seconds"] = seconds
@@ -221,13 +221,6 @@ def run(cfg, run_dir, *, gradient: str = "fused", out=sys.stdout) -> RunSummary:
           f"{seconds:.2f} s ({device}, {n_threads} thread{'s' * (n_threads > 1)})", file=out)
     return RunSummary(Path(run_dir), finals, diverged, seconds,
                       asdict(cells[0].cfg.objective))
-
-
-def cell_stat_columns(st: stats.CellStats) -> dict:
-    """The cell's statistics as summary.csv columns, repeated on each of its bees' rows."""
-    return {"cell_median": st.median, "cell_median_ci_low": st.ci_low,
-            "cell_median_ci_high": st.ci_high, "p_vs_best": st.p_vs_best,
-            "tied_with_best": st.tied_with_best}
 
 
 def print_table(cells, axis_names, finals, table: list[stats.CellStats], out) -> None:

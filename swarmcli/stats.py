@@ -109,6 +109,11 @@ def holm(pvalues) -> np.ndarray:
     return out
 
 
+# summary.csv's per-cell columns (repeated on each bee's row), in CellStats' field order
+CELL_COLUMNS = ("cell_median", "cell_median_ci_low", "cell_median_ci_high", "p_vs_best",
+                "tied_with_best")
+
+
 @dataclass(frozen=True)
 class CellStats:
     median: float
@@ -116,6 +121,11 @@ class CellStats:
     ci_high: float
     p_vs_best: float  # Holm-adjusted; nan for the best cell itself
     tied_with_best: bool  # the best cell, or not significantly worse than it at alpha
+
+    def columns(self) -> dict:
+        """The cell's statistics as summary.csv columns."""
+        return dict(zip(CELL_COLUMNS, (self.median, self.ci_low, self.ci_high, self.p_vs_best,
+                                       self.tied_with_best)))
 
     def verdict(self) -> str:
         """A short word for tables: best, tied (cannot be told apart from best), or worse."""
