@@ -84,7 +84,8 @@ def write_index(kept: dict[str, list[Path]]) -> None:
              "Every shipped sweep at its default size (`make gallery` redraws this page), with "
              "the lesson its YAML states and a test in `tests/test_lessons.py` holds.", ""]
     for name in sweeps():
-        images = sorted(OUT.glob(f"{name}_*.png"))
+        images = sorted(OUT.glob(f"{name}_*.png"),  # the hive, the lesson still, the frames
+                        key=lambda p: (not p.stem.endswith("_hive"), "frames" in p.stem))
         lines += [f"## `{name}`", "", f"**Lesson.** {lesson(name)}", "",
                   f"`swarm run +sweep={name}`", ""]
         lines += [f"![{p.stem}]({p.name})" for p in images] + [""]
