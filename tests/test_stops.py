@@ -22,8 +22,10 @@ from conftest import CLI_TINY, SWARM
 from swarmcli import cli, engine, results, stops
 from swarmcli.results import load_checked, read_manifest
 
+# Two stills after training give every moment, the last included, a second or more of run left,
+# so the signals land on a fast machine too.
 RUN = ["run", "+sweep=width_activation", "train.bees=30", "train.epochs=300", "progress=false",
-       "render.what=[none]"]
+       "render.what=[hive,loss]", "render.epochs=[-1]"]
 
 
 def assert_truthful(run_dir: Path) -> str | None:
@@ -157,9 +159,14 @@ def test_an_interrupt_anywhere_is_reported_as_swarm_json_says(where, state, tmp_
 def test_a_signal_during_a_write_waits_for_the_write(tmp_path):
     path = tmp_path / "a.npy"
     data = np.arange(1000.0)
-    with pytest.raises(KeyboardInterrupt), stops.deferred():
-        os.kill(os.getpid(), signal.SIGINT)
-        results.save_array(path, data)  # runs to the end although Ctrl-C came first
+    # Python's own Ctrl-C handler, whatever an earlier in-process test left installed
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt), stops.deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            results.save_array(path, data)  # runs to the end although Ctrl-C came first
+    finally:
+        signal.signal(signal.SIGINT, previous)
     np.testing.assert_array_equal(np.load(path), data)
     assert not list(tmp_path.glob("*.tmp"))
 
