@@ -282,8 +282,10 @@ def test_ctrl_c_while_rendering_leaves_no_trace_and_prints_one_line(tiny_run):
     import time
 
     run_dir = tiny_run("+sweep=width_activation", "train.epochs=150")
+    # a 20 s video (600 frames): the signal lands mid-video even on a busy machine
     proc = subprocess.Popen([SWARM, "render", str(run_dir), "what=[hive,hive_animation]",
-                             "workers=2", "width=640", "height=480"], stdout=subprocess.PIPE,
+                             "workers=2", "width=640", "height=480", "min_seconds=20",
+                             "max_seconds=20"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     start = time.monotonic()
     while not glob.glob(str(run_dir / "figures" / ".hive_animation.*")):
