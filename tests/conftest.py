@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,13 @@ def swarm(*args: str, cwd=None, env: dict | None = None) -> subprocess.Completed
     """`swarm ARGS` in a subprocess, one torch thread; `env` adds to (or overrides) os.environ."""
     return subprocess.run([SWARM, *args], cwd=cwd, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+
+
+def ctrl_c_reaches_it() -> None:
+    """Popen's preexec_fn for a child a test sends Ctrl-C: a shell starts background jobs (and
+    so maybe this test run) with SIGINT ignored, which children inherit, and Python then leaves
+    Ctrl-C ignored; a terminal's Ctrl-C is what the test means to send."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 TINY = ["train.epochs=6", "train.bees=3", "progress=false"]

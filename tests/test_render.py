@@ -12,7 +12,7 @@ import imageio_ffmpeg
 import matplotlib.image
 import numpy as np
 import pytest
-from conftest import SWARM, swarm
+from conftest import SWARM, ctrl_c_reaches_it, swarm
 
 from swarmcli import cli, config, results
 from swarmcli.config import SwarmError
@@ -285,7 +285,8 @@ def test_ctrl_c_while_rendering_leaves_no_trace_and_prints_one_line(tiny_run):
     # a 20 s video (600 frames): the signal lands mid-video even on a busy machine
     proc = subprocess.Popen([SWARM, "render", str(run_dir), "what=[hive,hive_animation]",
                              "workers=2", "width=640", "height=480", "min_seconds=20",
-                             "max_seconds=20"], stdout=subprocess.PIPE,
+                             "max_seconds=20"], preexec_fn=ctrl_c_reaches_it,
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     start = time.monotonic()
     while not glob.glob(str(run_dir / "figures" / ".hive_animation.*")):

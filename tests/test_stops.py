@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLI_TINY, SWARM
+from conftest import CLI_TINY, SWARM, ctrl_c_reaches_it
 
 from swarmcli import cli, engine, results, stops
 from swarmcli.results import load_checked, read_manifest
@@ -43,6 +43,7 @@ def assert_truthful(run_dir: Path) -> str | None:
 
 def start(run_dir: Path) -> subprocess.Popen:
     return subprocess.Popen([SWARM, *RUN, f"hydra.run.dir={run_dir}"], cwd=run_dir.parent,
+                            preexec_fn=ctrl_c_reaches_it,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
 
