@@ -10,12 +10,16 @@ from __future__ import annotations
 ACTIVATIONS = ("relu", "tanh", "tanhshrink", "sigmoid", "leaky_relu", "identity", "elu", "gelu",
                "silu", "softplus", "sin")
 
+LEAKY_SLOPE = 0.01  # leaky_relu's negative slope unless model.leaky_slope says (torch's default)
+
 # Weight initialisations (the bias is zero for all but `default`, as is usual with these schemes).
 INITS = ("default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal",
          "normal", "uniform", "zeros")
 
 # torch.optim's defaults, by config field name (betas as [beta1, beta2]); the keys are the
 # optimizers' names.
+# The optimizers' flags: true or false for a whole batch; every other field is a per-bee number.
+OPTIM_FLAGS = ("nesterov", "centered")
 DEFAULTS: dict[str, dict[str, object]] = {
     "sgd": {"lr": 1e-3, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0,
             "nesterov": False},

@@ -55,7 +55,7 @@ class ModelConfig:
     init: str = "default"  # torch.nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
     init_std: float = 0.1  # for init=normal
     init_bounds: list[float] = field(default_factory=lambda: [-0.1, 0.1])  # for init=uniform
-    leaky_slope: float = 0.01  # leaky_relu's negative slope
+    leaky_slope: float = choices.LEAKY_SLOPE  # leaky_relu's negative slope
     dropout: float = 0.0  # probability of dropping a hidden unit while training
     batch_norm: bool = False  # BatchNorm1d after each hidden linear layer
 

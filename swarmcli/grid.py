@@ -1,8 +1,8 @@
-"""Sweep expansion: a config with a `sweep` becomes cells, and cells become batches.
+"""Sweep expansion: a config with a `sweep` becomes cells, and cells become groups.
 
 A grid axis is one config key and its list of values; a paired axis is several keys whose lists
 vary together (seed 001's 1x60 vs 2x10). Cells are the product of the axes, first axis outermost.
-Cells that differ only in width, activation or optimizer hyper-parameters share one batch: width
+Cells that differ only in width, activation or optimizer hyper-parameters train as one group: width
 by zero-padding, activation by slices of the bee axis, hyper-parameters as per-bee tensors.
 """
 
@@ -15,13 +15,14 @@ from dataclasses import dataclass
 
 from omegaconf import OmegaConf
 
-from swarmcli import config
+from swarmcli import choices, config
 from swarmcli.config import SwarmConfig, SwarmError
 
-# Keys a batch may vary per cell (see engine.Batch); every other key must match to share a batch.
-BATCHABLE = ("model.width", "model.activation", "optim.lr", "optim.momentum", "optim.dampening",
-             "optim.weight_decay", "optim.betas", "optim.eps", "optim.alpha", "optim.lr_decay",
-             "optim.initial_accumulator_value", "optim.momentum_decay")
+# Keys that may differ between the cells of one group (engine.parts: widths, activations and the
+# optimizers' per-bee numbers); every other key must match for cells to train together.
+PER_CELL = ("model.width", "model.activation",
+            *sorted({f"optim.{k}" for d in choices.DEFAULTS.values() for k in d}
+                    - {f"optim.{f}" for f in choices.OPTIM_FLAGS}))
 
 
 @dataclass(frozen=True)
@@ -130,10 +131,10 @@ def expand(cfg) -> tuple[list[Axis], list[Cell]]:
     return ax, cells
 
 
-def batch_key(cell: Cell) -> str:
-    """Everything that must match for cells to train in one batch."""
-    d = OmegaConf.to_container(OmegaConf.structured(cell.cfg))
-    for key in BATCHABLE:
+def group_key(cell: Cell) -> str:
+    """Everything that must match for cells to train in one group."""
+    d = dataclasses.asdict(cell.cfg)
+    for key in PER_CELL:
         group, name = key.split(".")
         d[group].pop(name)
     for group in ("sweep", "render", "progress"):
@@ -141,14 +142,14 @@ def batch_key(cell: Cell) -> str:
     return json.dumps(d, sort_keys=True)
 
 
-def batches(cells: list[Cell]) -> list[list[Cell]]:
-    """Group cells into batches that can train together, in order of first appearance; within a
-    batch, cells of one activation sit next to each other (one kernel per activation)."""
-    groups: dict[str, list[Cell]] = {}
+def groups(cells: list[Cell]) -> list[list[Cell]]:
+    """Group cells that can train together, in order of first appearance; within a group, cells
+    of one activation sit next to each other (one kernel per activation)."""
+    found: dict[str, list[Cell]] = {}
     for c in cells:
-        groups.setdefault(batch_key(c), []).append(c)
+        found.setdefault(group_key(c), []).append(c)
     out = []
-    for group in groups.values():
+    for group in found.values():
         order = list(dict.fromkeys(c.cfg.model.activation for c in group))
         out.append(sorted(group, key=lambda c: order.index(c.cfg.model.activation)))
     return out

@@ -4,9 +4,9 @@ Every knob that scales memory is counted: target.points and target.eval_points (
 activations [bees, width, points], the recorded predictions), model.width and model.depth
 (parameters and optimizer state), train.bees, train.epochs (the loss record [bees, epochs + 1])
 and what train.record keeps at which stride.
-Batches train one after another, so the run needs what its largest batch needs. A run over
+Groups of cells train one after another, so the run needs what its largest group needs. A run over
 train.memory_limit_gb (default: half the free memory) is refused with one line saying what to
-lower. The counts follow engine.train's allocations and round up (tests/test_stops.py measures
+lower. The counts follow engine.loop.train's allocations and round up (tests/test_stops.py measures
 a run's peak against them); nothing here builds an array.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 from swarmcli import grid, nn
+from swarmcli.engine.parts import Runtime
 from swarmcli.errors import SwarmError
 
 # Float64 arrays of `points` values alive at once while the data is built: x, y, the noise, the
@@ -27,7 +28,6 @@ ACT_PER_LAYER, ACT_EXTRA = 4, 6
 # optimizer state buffers (RMSprop centred with momentum), two step temporaries.
 PARAM_COPIES = 7
 ROW_BYTES = 1024  # one summary.csv row (a dict of ~10 values) while the run collects them
-CPU_CHUNK_BYTES = 4 << 20  # engine.default_chunk: bees per chunk keep one activation ~4 MB
 # What any run adds on top, whatever its size: torch's kernels on first use, the modules the
 # runner imports late, allocator slack (a 2-bee run grows a process by 18-20 MB here).
 RUNTIME = 32 << 20
@@ -48,7 +48,7 @@ def size(n: float) -> str:
 
 
 def frame_count(epochs: int, stride: int) -> int:
-    """len(runner.frames(epochs, stride)), without building the list (epochs may be huge)."""
+    """len(plan.frames(epochs, stride)), without building the list (epochs may be huge)."""
     return epochs // stride + 1 + (epochs % stride != 0)
 
 
@@ -72,7 +72,7 @@ def check_data(cfg) -> None:
 
 
 def estimate(cells: list[grid.Cell], device: str = "cpu") -> dict[str, int]:
-    """Bytes one batch of cells needs, by part: recordings, parameters (and optimizer state,
+    """Bytes one group of cells needs, by part: recordings, parameters (and optimizer state,
     and the float64 initial draw), activations, data."""
     c = cells[0].cfg
     t, m, tr = c.target, c.model, c.train
@@ -93,7 +93,7 @@ def estimate(cells: list[grid.Cell], device: str = "cpu") -> dict[str, int]:
     per_epoch = 1 if t.split.kind == "none" else 2  # loss, and validation loss
     records = n * (item * (per_frame * frames + per_epoch * (tr.epochs + 1)) + 16 + ROW_BYTES)
     per_act = width * t.points * item
-    chunk = n if device != "cpu" else max(1, min(n, CPU_CHUNK_BYTES // max(per_act, 1)))
+    chunk = n if device != "cpu" else max(1, min(n, Runtime.chunk_bytes // max(per_act, 1)))
     # The float64 initial draw of every bee (held through training) and its concatenation,
     # one cell's draw and padding, then the chunk's own buffers.
     params = 8 * per_bee * (2 * n + 3 * tr.bees) + PARAM_COPIES * item * per_bee * chunk
@@ -104,10 +104,10 @@ def estimate(cells: list[grid.Cell], device: str = "cpu") -> dict[str, int]:
             "data": DATA_COPIES * 8 * n_eval, "runtime": RUNTIME}
 
 
-def check(plan: list[list[grid.Cell]], device: str = "cpu") -> None:
-    """Refuse, before anything is allocated, a run whose largest batch exceeds the budget."""
-    parts = max((estimate(cells, device) for cells in plan), key=lambda p: sum(p.values()))
-    cfg = plan[0][0].cfg
+def check(groups: list[list[grid.Cell]], device: str = "cpu") -> None:
+    """Refuse, before anything is allocated, a run whose largest group exceeds the budget."""
+    parts = max((estimate(cells, device) for cells in groups), key=lambda p: sum(p.values()))
+    cfg = groups[0][0].cfg
     need, allowed = sum(parts.values()), budget(cfg.train.memory_limit_gb)
     if need <= allowed:
         return

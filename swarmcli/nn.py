@@ -35,7 +35,6 @@ class Activation:
         return f"Activation({self.name})"
 
 
-LEAKY_SLOPE = 0.01  # torch.nn.LeakyReLU's default
 _INV_SQRT_2PI = 0.3989422804014327
 _SQRT1_2 = 0.7071067811865476
 
@@ -68,7 +67,7 @@ _IMPLEMENTED = {
         Activation("tanh", torch.tanh, lambda z, a: 1 - a * a),
         Activation("tanhshrink", lambda z: z - torch.tanh(z), lambda z, a: (z - a).square()),
         Activation("sigmoid", torch.sigmoid, lambda z, a: a * (1 - a)),
-        _leaky(LEAKY_SLOPE),
+        _leaky(choices.LEAKY_SLOPE),
         Activation("identity", lambda z: z, lambda z, a: torch.ones_like(z)),
         Activation("elu", torch.nn.functional.elu, lambda z, a: torch.where(z > 0, 1.0, z.exp())),
         Activation("gelu", torch.nn.functional.gelu, _gelu_grad),
@@ -80,7 +79,7 @@ _IMPLEMENTED = {
 ACTIVATIONS = {name: _IMPLEMENTED[name] for name in choices.ACTIVATIONS}  # in the listed order
 
 
-def activation(name: str, leaky_slope: float = LEAKY_SLOPE) -> Activation:
+def activation(name: str, leaky_slope: float = choices.LEAKY_SLOPE) -> Activation:
     """The named activation; leaky_relu takes its negative slope from the config."""
     return _leaky(leaky_slope) if name == "leaky_relu" else ACTIVATIONS[name]
 
@@ -112,7 +111,7 @@ class Mixed:
 
 
 def activation_of_bees(names: list[str], per_name: int, lo: int, hi: int,
-                       leaky_slope: float = LEAKY_SLOPE):
+                       leaky_slope: float = choices.LEAKY_SLOPE):
     """The activation of bees lo..hi-1 of a batch whose cells (`per_name` bees each) use
     `names`: one Activation when they share it, else a Mixed one."""
     parts = []

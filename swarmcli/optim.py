@@ -361,14 +361,10 @@ OPTIMIZERS: dict[str, type[BatchedOptimizer]] = {
 # name -> the flags (constructor keywords shared by a batch) it takes
 FLAGS: dict[str, tuple[str, ...]] = {n: c.flags for n, c in OPTIMIZERS.items() if c.flags}
 
-# per-bee hyper-parameter name -> (config field, index into it or None)
-_FIELDS = {
-    "lr": ("lr", None), "momentum": ("momentum", None), "dampening": ("dampening", None),
-    "weight_decay": ("weight_decay", None), "beta1": ("betas", 0), "beta2": ("betas", 1),
-    "eps": ("eps", None), "alpha": ("alpha", None), "lr_decay": ("lr_decay", None),
-    "initial_accumulator_value": ("initial_accumulator_value", None),
-    "momentum_decay": ("momentum_decay", None),
-}
+def config_field(name: str) -> tuple[str, int | None]:
+    """Where a per-bee hyper-parameter sits in OptimConfig: beta1 and beta2 are the two items of
+    `betas`, every other one is the field of its own name."""
+    return ("betas", int(name[-1]) - 1) if name in ("beta1", "beta2") else (name, None)
 
 
 def hyper_parameters(name: str, optim_cfgs) -> dict[str, torch.Tensor]:
@@ -377,7 +373,7 @@ def hyper_parameters(name: str, optim_cfgs) -> dict[str, torch.Tensor]:
     default for that optimizer (eps: adagrad 1e-10, others 1e-8; weight_decay: adamw 1e-2)."""
     out = {}
     for k in OPTIMIZERS[name].hyper:
-        field, idx = _FIELDS[k]
+        field, idx = config_field(k)
         vals = []
         for o in optim_cfgs:
             v = getattr(o, field, None)

@@ -158,18 +158,19 @@ def test_unknown_command_and_list(tmp_path):
 def test_interrupted_run_is_marked(tmp_path, monkeypatch):
     from conftest import compose_config
 
-    from swarmcli import engine, runner
+    from swarmcli import runner
+    from swarmcli.engine import loop
 
     calls = []
 
-    def train_then_stop(batch, **kw):
+    def train_then_stop(group, **kw):
         if calls:
             raise KeyboardInterrupt
         calls.append(1)
-        return real(batch, **kw)
+        return real(group, **kw)
 
-    real = engine.train
-    monkeypatch.setattr(engine, "train", train_then_stop)
+    real = loop.train
+    monkeypatch.setattr(loop, "train", train_then_stop)
     cfg = compose_config(["+sweep=tiny_nets", "train.epochs=3", "train.bees=2", "progress=false"])
     with pytest.raises(KeyboardInterrupt):
         runner.run(cfg, tmp_path / "r")

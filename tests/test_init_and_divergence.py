@@ -6,8 +6,10 @@ import csv
 
 import numpy as np
 import torch
+from groups import make_group
 
-from swarmcli import engine, load, nn
+from swarmcli import load, nn
+from swarmcli.engine import loop
 
 
 def test_init_matches_torch_linear_distribution():
@@ -62,9 +64,9 @@ def test_diverging_bee_is_frozen_and_flagged_while_others_train():
              "weight_decay": [0.0, 0.0]}
     common = dict(depth=1, bees=3, activation="relu", optimizer="sgd", x=x, y=np.sin(x),
                   epochs=40, seed=0, frames=[0, 40], dtype="float32")
-    mixed = engine.train(engine.Batch(widths=[10, 10], hyper=hyper, **common))
-    alone = engine.train(engine.Batch(widths=[10], hyper={k: v[:1] for k, v in hyper.items()},
-                                      **common))
+    mixed = loop.train(make_group(widths=[10, 10], hyper=hyper, **common))
+    alone = loop.train(make_group(widths=[10], hyper={k: v[:1] for k, v in hyper.items()},
+                                  **common))
     assert (mixed.diverged_epoch[3:] > 0).all()
     assert (mixed.diverged_epoch[:3] == -1).all()
     assert not np.isfinite(mixed.loss[3:, -1]).any()

@@ -11,7 +11,8 @@ import pytest
 import torch
 from reference import train_one_bee
 
-from swarmcli import engine, nn
+from swarmcli import nn, schedules
+from swarmcli.engine import loop, parts, runtime
 
 X = np.linspace(-3, 3, 41)
 Y = np.sin(X)
@@ -20,54 +21,64 @@ SGD = dict(lr=0.01, momentum=0.9, dampening=0.0, weight_decay=0.0)
 ADAM = dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0)
 
 
-def batch(optimizer="sgd", **kw):
-    hyper = SGD if optimizer == "sgd" else ADAM
-    args = dict(depth=DEPTH, widths=[WIDTH], bees=BEES, activation="tanh", optimizer=optimizer,
-                hyper={k: [v] for k, v in hyper.items()}, x=X, y=Y, epochs=EPOCHS, seed=5,
-                frames=list(range(EPOCHS + 1)), dtype="float64")
-    args.update(kw)
-    return engine.Batch(**args)
+def group(optimizer="sgd", *, widths=(WIDTH,), epochs=EPOCHS, frames=None, hyper=None,
+          flags=None, dtype="float64", record=("ypred",), y=Y, network=None, data=None,
+          loss=None, stopping=None, schedule=None):
+    """One tanh cell of BEES bees (or one per width); `network`/`data` add fields to those
+    parts."""
+    hyper = hyper or {k: [v] for k, v in (SGD if optimizer == "sgd" else ADAM).items()}
+    return parts.CellGroup(
+        network=parts.Network(DEPTH, tuple(widths), ("tanh",) * len(widths), **(network or {})),
+        data=parts.Data(X, y, **(data or {})),
+        optimizer=parts.Optimizer(optimizer, hyper, flags or {}, schedule or parts.Schedule()),
+        bees=BEES, epochs=epochs, seed=5, loss=loss or parts.Loss(),
+        stopping=stopping or parts.Stopping(),
+        recording=parts.Recording(tuple(record), tuple(frames if frames is not None
+                                                       else range(epochs + 1))),
+        runtime=parts.Runtime(dtype=dtype))
 
 
-def reference(b: engine.Batch, bee: int, **kw):
-    init = nn.init_params(b.seed, b.depth, b.widths[0], b.bees, b.init, b.init_std,
-                          b.init_bounds)
-    hyper = {k: v[0] for k, v in b.hyper.items()} | {"nesterov": False}
-    return train_one_bee([(w[bee], bb[bee]) for w, bb in init], b.x, b.y, b.depth,
-                         b.widths[0], b.activation, b.optimizer, hyper, b.epochs, torch.float64,
-                         loss=b.loss, l1=b.l1, l2=b.l2, batch_norm=b.batch_norm,
-                         batch_size=b.batch_size, val=b.val_mask, **kw)
+def reference(g: parts.CellGroup, bee: int, **kw):
+    net = g.network
+    init = nn.init_params(g.seed, net.depth, net.widths[0], g.bees, net.init, net.init_std,
+                          net.init_bounds)
+    hyper = {k: v[0] for k, v in g.optimizer.hyper.items()} | {"nesterov": False}
+    return train_one_bee([(w[bee], bb[bee]) for w, bb in init], g.data.x, g.data.y, net.depth,
+                         net.widths[0], net.activations[0], g.optimizer.name, hyper, g.epochs,
+                         torch.float64, loss=g.loss.kind, l1=g.loss.l1, l2=g.loss.l2,
+                         batch_norm=net.batch_norm, batch_size=g.data.batch_size,
+                         val=g.data.val_mask, **kw)
 
 
-def assert_matches(res, b, tol=1e-10, **kw):
-    for bee in range(b.bees):
-        ref = reference(b, bee, **kw)
+def assert_matches(res, g, tol=1e-10, **kw):
+    for bee in range(g.bees):
+        ref = reference(g, bee, **kw)
         np.testing.assert_allclose(res.loss[bee], ref[0], rtol=tol, atol=tol)
         np.testing.assert_allclose(res.ypred[bee], ref[1], rtol=tol, atol=tol)
-        if b.val_mask is not None:
+        if g.data.val_mask is not None:
             np.testing.assert_allclose(res.val_loss[bee], ref[2], rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("loss", ["mse", "mae", "huber"])
-@pytest.mark.parametrize("gradient", ["fused", "autograd"])
-def test_losses(loss, gradient):
-    b = batch(loss=loss, huber_delta=1.0)
-    assert_matches(engine.train(b, gradient=gradient), b)
+@pytest.mark.parametrize("use_autograd", [False, True])
+def test_losses(loss, use_autograd):
+    b = group(loss=parts.Loss(loss, huber_delta=1.0))
+    assert_matches(loop.train(b, use_autograd=use_autograd), b)
 
 
 @pytest.mark.parametrize("penalty", [{"l1": 1e-3}, {"l2": 1e-3}, {"l1": 1e-3, "l2": 2e-3}])
-@pytest.mark.parametrize("gradient", ["fused", "autograd"])
-def test_l1_l2_penalties(penalty, gradient):
-    b = batch(**penalty)
-    res = engine.train(b, gradient=gradient)
+@pytest.mark.parametrize("use_autograd", [False, True])
+def test_l1_l2_penalties(penalty, use_autograd):
+    b = group(loss=parts.Loss(**penalty))
+    res = loop.train(b, use_autograd=use_autograd)
     assert_matches(res, b)
-    plain = engine.train(batch())
+    plain = loop.train(group())
     assert not np.allclose(res.loss, plain.loss)  # the penalty changed training
 
 
 def test_dropout_with_injected_masks():
     """The engine's masks are handed to the reference's dropout layers: same drops, same bees."""
-    b = batch("adam", dropout=0.25)
+    b = group("adam", network={"dropout": 0.25})
     gen = torch.Generator().manual_seed(0)
     masks = {}
 
@@ -78,7 +89,7 @@ def test_dropout_with_injected_masks():
                           / 0.75)
         return masks[key]
 
-    res = engine.train(b, dropout_masks=draw)
+    res = loop.train(b, dropout_masks=draw)
     for bee in range(b.bees):
         loss, pred = reference(b, bee, masks=lambda e, s, layer, i=bee: masks[(e, s, layer)][i])
         np.testing.assert_allclose(res.loss[bee], loss, rtol=1e-10, atol=1e-10)
@@ -87,8 +98,8 @@ def test_dropout_with_injected_masks():
 
 
 def test_default_dropout_masks_drop_the_asked_share():
-    b = batch(dropout=0.3)
-    draw = engine.default_dropout_masks(b, "cpu", torch.float64)
+    b = group(network={"dropout": 0.3})
+    draw = runtime.default_dropout_masks(b, "cpu", torch.float64)
     m = draw(0, 0, 0, (50, 41, 8))
     assert abs((m == 0).double().mean().item() - 0.3) < 0.02
     assert torch.allclose(m[m > 0], torch.tensor(1 / 0.7, dtype=torch.float64))
@@ -104,19 +115,18 @@ def test_batch_norm_train_and_eval(optimizer):
     The bias cancels in training but moves the running mean, so two correct implementations'
     eval predictions part slowly (seen: 8e-10 to 8e-8 relative after 30 epochs, depending on
     rounding order); eps 1e-6 damps, but cannot remove, that amplification."""
-    b = batch(optimizer, batch_norm=True)
-    if optimizer == "adam":
-        b.hyper["eps"] = [1e-6]
-    assert_matches(engine.train(b), b, tol=1e-10 if optimizer == "sgd" else 1e-8)
+    hyper = {k: [v] for k, v in (SGD if optimizer == "sgd" else ADAM | {"eps": 1e-6}).items()}
+    b = group(optimizer, hyper=hyper, network={"batch_norm": True})
+    assert_matches(loop.train(b), b, tol=1e-10 if optimizer == "sgd" else 1e-8)
 
 
-@pytest.mark.parametrize("gradient,optimizer", [("fused", "sgd"), ("fused", "adam"),
-                                                ("autograd", "sgd")])
-def test_mini_batches_each_bee_its_own_order(gradient, optimizer):
+@pytest.mark.parametrize("use_autograd,optimizer", [(False, "sgd"), (False, "adam"),
+                                                    (True, "sgd")])
+def test_mini_batches_each_bee_its_own_order(use_autograd, optimizer):
     """Batches of 10 out of 41 points (the last one short), each bee shuffling on its own."""
-    b = batch(optimizer, batch_size=10)
-    res = engine.train(b, gradient=gradient)
-    gens = engine.shuffle_generators(b, 0, b.bees)
+    b = group(optimizer, data={"batch_size": 10})
+    res = loop.train(b, use_autograd=use_autograd)
+    gens = runtime.shuffle_generators(b, 0, b.bees)
     n = len(X)
     perms = [[torch.randperm(n, generator=g) for _ in range(EPOCHS)] for g in gens]
     assert not torch.equal(perms[0][0], perms[1][0])
@@ -126,31 +136,31 @@ def test_mini_batches_each_bee_its_own_order(gradient, optimizer):
         np.testing.assert_allclose(res.ypred[bee], pred, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("gradient", ["fused", "autograd"])
-def test_validation_loss_on_held_out_points(gradient):
+@pytest.mark.parametrize("use_autograd", [False, True])
+def test_validation_loss_on_held_out_points(use_autograd):
     val = np.zeros(len(X), bool)
     val[15:25] = True  # an interpolation gap
-    b = batch(val_mask=val)
-    assert_matches(engine.train(b, gradient=gradient), b)
+    b = group(data={"val_mask": val})
+    assert_matches(loop.train(b, use_autograd=use_autograd), b)
 
 
 def test_early_stopping_freezes_each_bee_at_its_own_epoch():
     val = np.zeros(len(X), bool)
     val[::4] = True
     noisy = Y + np.random.default_rng(0).normal(0, 0.3, len(X))
-    b = batch("adam", y=noisy, val_mask=val, patience=5, epochs=300, widths=[40],
-              frames=[0, 300], record=("ypred", "weights"))
-    res = engine.train(b)
+    b = group("adam", y=noisy, data={"val_mask": val}, stopping=parts.Stopping(patience=5),
+              epochs=300, widths=[40], frames=[0, 300], record=("ypred", "weights"))
+    res = loop.train(b)
     stopped = res.stopped_epoch
     assert (stopped > 0).all() and len(set(stopped.tolist())) > 1
     for bee in range(b.bees):
         s = stopped[bee]
         v = res.val_loss[bee]
         best = v[:s + 1].argmin()
-        assert s - best == b.patience  # stopped `patience` epochs after its best
+        assert s - best == b.stopping.patience  # stopped `patience` epochs after its best
         assert (res.loss[bee, s + 1:] == res.loss[bee, s + 1]).all()  # frozen from then on
-    unstopped = engine.train(batch("adam", y=noisy, val_mask=val, epochs=300, widths=[40],
-                                   frames=[0, 300]))
+    unstopped = loop.train(group("adam", y=noisy, data={"val_mask": val}, epochs=300,
+                                 widths=[40], frames=[0, 300]))
     assert (unstopped.stopped_epoch == -1).all()
 
 
@@ -193,52 +203,10 @@ def test_seeded_normal_draw_is_exact():
 
 def test_zeros_init_shows_the_symmetry_problem():
     """All-zero weights: every hidden unit stays identical to the others, forever."""
-    b = batch(init="zeros", record=("weights",), frames=[EPOCHS])
-    res = engine.train(b)
+    b = group(network={"init": "zeros"}, record=("weights",), frames=[EPOCHS])
+    res = loop.train(b)
     w_hidden = res.weights[1][:, -1]  # [bees, width, width]
     assert np.allclose(w_hidden, w_hidden[:, :1, :1])
-
-
-OPTIMIZER_ZOO = {
-    "adamw": dict(lr=0.01, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=0.01),
-    "adamax": dict(lr=0.02, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0),
-    "nadam": dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
-                  momentum_decay=0.004),
-    "rmsprop": dict(lr=0.005, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.5),
-    "adagrad": dict(lr=0.05, lr_decay=0.001, weight_decay=0.0, initial_accumulator_value=0.1,
-                    eps=1e-10),
-}
-
-
-@pytest.mark.parametrize("dtype, tol", [("float64", 1e-10), ("float32", 1e-5)])
-@pytest.mark.parametrize("name", list(OPTIMIZER_ZOO))
-def test_every_optimizer_in_the_engine(name, dtype, tol):
-    """Each optimizer trains the MLP exactly as torch.optim does, bee for bee. rmsprop runs
-    centered in float64 (so the flag reaches the batched optimizer); in float32 centered rmsprop
-    divides by sqrt(v - m^2), which turns rounding-order differences into 3e-5 after 30 epochs,
-    so float32 checks the plain variant. Even plain rmsprop's early, nearly sign-like steps
-    amplify float32 rounding: torch's own float32 run ends 1.6e-5 from its float64 run (the
-    engine's 9e-7), so in float32 each value must be within tol of torch's float32 or float64."""
-    hyper = OPTIMIZER_ZOO[name]
-    flags = {"centered": dtype == "float64"} if name == "rmsprop" else {}
-    b = batch(name, hyper={k: [v] for k, v in hyper.items()}, flags=flags, dtype=dtype)
-    res = engine.train(b)
-    init = nn.init_params(b.seed, b.depth, WIDTH, b.bees)
-
-    def reference(bee, dt):
-        return train_one_bee([(w[bee], bb[bee]) for w, bb in init], X, Y, DEPTH, WIDTH, "tanh",
-                             name, {**hyper, "centered": False, **flags}, EPOCHS, dt)
-
-    for bee in range(b.bees):
-        got, want = (res.loss[bee], res.ypred[bee]), reference(bee, getattr(torch, dtype))
-        if dtype == "float32":  # torch's own float32 run can stray from float64 by more than tol
-            exact = reference(bee, torch.float64)
-            for g, w, e in zip(got, want, exact):
-                close = lambda a, r: np.abs(a - r) <= tol * (1 + np.abs(r))  # noqa: E731
-                assert (close(g, w) | close(g, e)).all(), np.abs(g - w).max()
-        else:
-            for g, w in zip(got, want):
-                np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("schedule, params", [
@@ -248,9 +216,9 @@ def test_every_optimizer_in_the_engine(name, dtype, tol):
     ("warmup", {"start_factor": 0.2, "warmup_epochs": 10})])
 def test_schedules_in_the_engine(schedule, params):
     """The engine's schedule equals torch.optim.lr_scheduler stepped once per epoch."""
-    b = batch("sgd", schedule=schedule, schedule_params=params)
-    res = engine.train(b)
-    init = nn.init_params(b.seed, b.depth, WIDTH, b.bees)
+    b = group("sgd", schedule=parts.Schedule(schedule, schedules.resolve(schedule, params)))
+    res = loop.train(b)
+    init = nn.init_params(b.seed, DEPTH, WIDTH, b.bees)
     make = {
         "step": lambda o: torch.optim.lr_scheduler.StepLR(o, **params),
         "exponential": lambda o: torch.optim.lr_scheduler.ExponentialLR(o, **params),

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from conftest import CLI_TINY, SWARM, ctrl_c_reaches_it
 
-from swarmcli import cli, engine, results, stops
+from swarmcli import cli, results, stops
 from swarmcli.results import load_checked, read_manifest
 
 # Two stills after training give every moment, the last included, a second or more of run left,
@@ -280,13 +280,17 @@ def test_the_estimate_bounds_what_a_run_allocates(overrides, tmp_path):
     assert grown <= estimate <= 10 * grown, (grown, estimate)
 
 
-def test_the_recording_estimate_covers_the_engines_own_count():
+def test_the_recording_estimate_covers_what_the_engine_records():
     from conftest import compose_config
 
-    from swarmcli import grid, memory, runner
+    from swarmcli import grid, memory, plan
+    from swarmcli.engine import loop
 
     cfg = compose_config(["train.bees=7", "model.width=9", "train.stride=3", "train.epochs=31",
                           "train.record=[ypred,weights,biases]", "model.dropout=0.2",
                           "target.split.kind=random"])
     cells = grid.expand(cfg)[1]
-    assert memory.estimate(cells)["recordings"] >= engine.record_bytes(runner.make_batch(cells))
+    res = loop.train(plan.cell_group(cells))
+    recorded = sum(a.nbytes for a in [res.loss, res.val_loss, res.ypred, res.ypred_train,
+                                      *res.weights, *res.biases])
+    assert memory.estimate(cells)["recordings"] >= recorded

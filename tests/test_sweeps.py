@@ -38,8 +38,8 @@ def test_seed_000_settings():
             c.train.bees) == ([-5.0, 5.0], 61, 0.01, 0.9, 150, 10)
     assert [(x.cfg.model.width, x.cfg.model.activation) for x in cells[:4]] == [
         (1, "relu"), (1, "tanh"), (1, "tanhshrink"), (3, "relu")]
-    (batch,) = grid.batches(cells)  # widths pad, activations take slices of the bee axis
-    assert [(x.cfg.model.activation, x.cfg.model.width) for x in batch] == [
+    (group,) = grid.groups(cells)  # widths pad, activations take slices of the bee axis
+    assert [(x.cfg.model.activation, x.cfg.model.width) for x in group] == [
         (a, w) for a in ("relu", "tanh", "tanhshrink") for w in (1, 3, 10)]  # one run each
 
 
