@@ -127,7 +127,7 @@ def cell_arrays(batch: engine.Batch, res: engine.BatchResult, k: int, width: int
 
 
 def manifest(cfg, axes, cells, device: str) -> dict:
-    """swarm.json as the run starts (results.py owns its fields)."""
+    """swarm.json as the run starts (results/schema.py owns its fields)."""
     return results.new_manifest(cfg, axes, cells, device, frames(cfg.train.epochs,
                                                                  cfg.train.stride))
 

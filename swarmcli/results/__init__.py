@@ -73,7 +73,8 @@ class WriteFailed(SwarmError):
 
 def _atomic_write(path: Path, write) -> None:
     """`write(file)` into PATH.tmp, then rename over PATH: PATH is whole or untouched. Signals
-    wait until the file is done; on any failure the temporary file is removed."""
+    wait until the file is done; on any failure the temporary file is removed. (Every result
+    file passes here, so tests/test_stops.py fills the disk by patching this module's `open`.)"""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with stops.deferred():
