@@ -180,15 +180,16 @@ def main() -> None:
 
 def truncated(src: Path, dst: Path, n: int) -> Path:
     """A copy of a run keeping only its first n recorded frames."""
-    import json
     import shutil
+
+    from swarmcli import results
 
     if dst.exists():
         shutil.rmtree(dst)
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("figures"))
-    m = json.loads((dst / "swarm.json").read_text())
+    m = results.read_manifest(dst)
     m["frames"] = m["frames"][:n]
-    (dst / "swarm.json").write_text(json.dumps(m))
+    results.save_json(dst / results.MANIFEST, m)
     for f in dst.glob("cells/*/*.npy"):
         if f.stem.startswith(("ypred", "weights", "biases")):
             np.save(f, np.load(f)[:, :n])

@@ -50,7 +50,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baselines  # noqa: E402
 
-from swarmcli import config, engine, grid, runner  # noqa: E402
+from swarmcli import config, engine, grid, results, runner  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -461,11 +461,12 @@ def end_to_end(quick: bool, threads: int, log) -> dict:
                 res = {"wall_seconds": info["wall"], "peak_rss_mb": info["peak_rss_mb"],
                        "tree_peak_rss_mb": info["tree_peak_rss_mb"],
                        "exit_code": rc}
-                manifest = run_dir / "swarm.json"
-                if manifest.exists():
-                    m = json.loads(manifest.read_text())
+                try:
+                    m = results.read_manifest(run_dir)
                     res["train_seconds"] = m.get("train_seconds")
-                    res["state"] = m.get("state")
+                    res["state"] = m["state"]
+                except results.DamagedRun:  # the run failed before (or while) writing it
+                    pass
                 if rc != 0:
                     tail = [ln for ln in err.strip().splitlines() if ln.strip()][-1:] or ["?"]
                     res["error"] = tail[0][:300]

@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):
     """`swarmcli.load` on first use: the `swarm` command imports this package, and numpy (which
-    results.py needs) would slow every command that never reads a run."""
+    results/ needs) would slow every command that never reads a run."""
     if name == "load":
         from swarmcli.results import load
 

@@ -187,9 +187,9 @@ def cmd_list(rest: list[str]) -> None:
 
 
 def cmd_collect(rest: list[str]) -> None:
-    from swarmcli import collect
+    from swarmcli.collect import command
 
-    collect.main(rest)
+    command.main(rest)
 
 
 COMMANDS = {"run": cmd_run, "rerun": cmd_rerun, "render": cmd_render, "collect": cmd_collect,

@@ -36,20 +36,9 @@ class RunSummary:
 
 
 def manifest(cfg, axes, cells, device: str) -> dict:
-    tr = cfg.train
-    return {
-        "format": results.FORMAT, "state": "running", "epochs": tr.epochs,
-        "sweep": cfg.sweep.name, "lesson": cfg.sweep.lesson,
-        "frames": plan.frames(tr.epochs, tr.stride), "record": list(tr.record), "device": device,
-        "target": asdict(cfg.target),
-        "axes": [{"name": a.name, "keys": list(a.keys), "labels": [a.label(i) for i in
-                  range(len(a.values))]} for a in axes],
-        "cells": [{"index": c.index, "labels": c.labels, "values": c.values,
-                   "position": list(c.position), "bees": c.cfg.train.bees,
-                   "depth": c.cfg.model.depth, "width": c.cfg.model.width,
-                   "activation": c.cfg.model.activation, "optimizer": c.cfg.optim.name,
-                   "saved": False} for c in cells],
-    }
+    """swarm.json as the run starts (results/schema.py owns its fields)."""
+    return results.new_manifest(cfg, axes, cells, device,
+                                plan.frames(cfg.train.epochs, cfg.train.stride))
 
 
 def prepare(cfg):

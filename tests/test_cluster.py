@@ -18,6 +18,7 @@ import yaml
 from conftest import CLI_TINY, swarm
 
 from swarmcli import collect
+from swarmcli.objective import objective
 
 TINY = CLI_TINY
 
@@ -194,7 +195,7 @@ def test_optuna_minimises_the_median_final_loss_a_job_returns(tmp_path):
               "optim.lr=tag(log, interval(0.001, 0.3))")
     assert p.returncode == 0, p.stdout + p.stderr
     best = yaml.safe_load((d / "optimization_results.yaml").read_text())
-    objectives = {j: collect.objective(final_losses(d / j)) for j in ("0", "1", "2")}
+    objectives = {j: objective(final_losses(d / j)) for j in ("0", "1", "2")}
     assert best["best_value"] == pytest.approx(min(objectives.values()), rel=1e-12)
     lr = yaml.safe_load((d / min(objectives, key=objectives.get) / ".hydra" /
                          "overrides.yaml").read_text())[0]
@@ -213,6 +214,6 @@ def test_optuna_with_a_configured_objective(tmp_path):
               "objective.q=0.75")
     assert p.returncode == 0, p.stdout + p.stderr
     best = yaml.safe_load((d / "optimization_results.yaml").read_text())
-    q75 = [collect.objective(final_losses(d / j), "quantile", q=0.75) for j in ("0", "1", "2")]
+    q75 = [objective(final_losses(d / j), "quantile", q=0.75) for j in ("0", "1", "2")]
     assert best["best_value"] == pytest.approx(min(q75), rel=1e-12)
-    assert min(q75) != min(collect.objective(final_losses(d / j)) for j in ("0", "1", "2"))
+    assert min(q75) != min(objective(final_losses(d / j)) for j in ("0", "1", "2"))

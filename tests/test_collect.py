@@ -20,8 +20,11 @@ import pytest
 import yaml
 from conftest import CLI_TINY, swarm
 
-from swarmcli import collect, runner
+from swarmcli import collect, results, runner
+from swarmcli.collect import command, jobs, plots, sweep
 from swarmcli.config import SwarmError
+from swarmcli.objective import objective
+from swarmcli.stats import CELL_COLUMNS
 
 TINY = CLI_TINY
 
@@ -66,32 +69,32 @@ def copy_of(tmp_path):
 
 def test_objective_median_counts_diverged_bees_as_inf():
     f = np.array([0.4, 0.1, np.nan, 0.3, np.inf])
-    assert collect.objective(f) == 0.4  # sorted: 0.1 0.3 0.4 inf inf
-    assert collect.objective(f, "median") == 0.4
-    assert collect.objective([0.2, np.nan]) == math.inf
+    assert objective(f) == 0.4  # sorted: 0.1 0.3 0.4 inf inf
+    assert objective(f, "median") == 0.4
+    assert objective([0.2, np.nan]) == math.inf
 
 
 def test_objective_mean_is_inf_once_a_bee_diverges():
-    assert collect.objective([0.1, 0.2, 0.6], "mean") == pytest.approx(0.3)
-    assert collect.objective([0.1, 0.2, np.nan], "mean") == math.inf
+    assert objective([0.1, 0.2, 0.6], "mean") == pytest.approx(0.3)
+    assert objective([0.1, 0.2, np.nan], "mean") == math.inf
 
 
 def test_objective_quantile_interpolates_like_numpy_and_reaches_inf_only_at_diverged():
     f = np.array([0.5, 0.1, 0.4, 0.2, 0.3])
     for q in (0.0, 0.1, 0.25, 0.5, 0.9, 1.0):
-        assert collect.objective(f, "quantile", q=q) == pytest.approx(np.quantile(f, q), abs=0)
+        assert objective(f, "quantile", q=q) == pytest.approx(np.quantile(f, q), abs=0)
     g = np.array([0.1, 0.2, 0.3, np.nan])  # 3 finite of 4: q <= 2/3 stays finite
-    assert collect.objective(g, "quantile", q=2 / 3) == pytest.approx(0.3)
-    assert collect.objective(g, "quantile", q=0.5) == pytest.approx(0.25)
-    assert collect.objective(g, "quantile", q=0.7) == math.inf
+    assert objective(g, "quantile", q=2 / 3) == pytest.approx(0.3)
+    assert objective(g, "quantile", q=0.5) == pytest.approx(0.25)
+    assert objective(g, "quantile", q=0.7) == math.inf
 
 
 def test_objective_fraction_below_is_one_minus_the_fraction_that_got_there():
     f = np.array([0.001, 0.005, 0.02, np.nan])
-    assert collect.objective(f, "fraction_below", threshold=0.01) == 0.5
-    assert collect.objective(f, "fraction_below", threshold=0.03) == 0.25
-    assert collect.objective(f, "fraction_below", threshold=1e-6) == 1.0
-    assert collect.objective([[0.0, 0.0]], "fraction_below", threshold=0.01) == 0.0
+    assert objective(f, "fraction_below", threshold=0.01) == 0.5
+    assert objective(f, "fraction_below", threshold=0.03) == 0.25
+    assert objective(f, "fraction_below", threshold=1e-6) == 1.0
+    assert objective([[0.0, 0.0]], "fraction_below", threshold=0.01) == 0.0
 
 
 @pytest.mark.parametrize("kw, match", [
@@ -101,13 +104,13 @@ def test_objective_fraction_below_is_one_minus_the_fraction_that_got_there():
 ])
 def test_objective_rejects_bad_settings_naming_the_key(kw, match):
     with pytest.raises(SwarmError, match=match):
-        collect.objective([0.1, 0.2], **kw)
+        objective([0.1, 0.2], **kw)
 
 
 def test_default_objective_equals_the_run_summary_objective():
     finals = {0: np.array([0.3, np.nan, 0.1], np.float32), 1: np.array([0.2, 0.5], np.float32)}
     summary = runner.RunSummary(Path("."), finals, 1, 0.0)
-    assert collect.objective(np.concatenate(list(finals.values()))) == summary.objective
+    assert objective(np.concatenate(list(finals.values()))) == summary.objective
 
 
 # ---------------------------------------------------------------------------- the job list
@@ -122,14 +125,36 @@ def test_planned_jobs_expand_sweeper_params_then_overrides_like_hydra():
         "runtime": {"cwd": ".", "config_sources": [
             {"path": "swarmcli.configs", "schema": "pkg", "provider": "main"},
             {"path": "", "schema": "structured", "provider": "schema"}]}}}
-    assert collect.planned_jobs(mr) == [
+    assert jobs.planned_jobs(mr) == [
         ["optim.lr=0.5", "optim=adam", "model.width=2"],
         ["optim.lr=0.5", "optim=adam", "model.width=3"],
         ["optim.lr=0.5", "optim=sgd", "model.width=2"],
         ["optim.lr=0.5", "optim=sgd", "model.width=3"],
     ]
     mr["hydra"]["sweeper"]["_target_"] = "hydra_plugins.hydra_optuna_sweeper.OptunaSweeper"
-    assert collect.planned_jobs(mr) is None
+    assert jobs.planned_jobs(mr) is None
+
+
+def test_hydra_internals_that_collect_relies_on_still_work():
+    """sweep.expand_basic_sweep is swarm's one use of hydra._internal (BasicSweeper's expansion,
+    the config loader a glob over a config group needs). A Hydra release that moves or changes
+    them must fail here, by name, not leave collect listing the wrong jobs."""
+    import hydra
+
+    mr = {"hydra": {"runtime": {"cwd": ".", "config_sources": [
+        {"path": "swarmcli.configs", "schema": "pkg", "provider": "main"},
+        {"path": "", "schema": "structured", "provider": "schema"}]}}}
+    where = (f"Hydra {hydra.__version__} changed an internal API that "
+             "swarmcli/collect/sweep.py:expand_basic_sweep uses")
+    try:
+        got = sweep.expand_basic_sweep(mr, ["optim=glob([sgd,adam,nope])", "model.width=2,3"])
+    except (ImportError, AttributeError, TypeError) as e:
+        pytest.fail(f"{where}: {type(e).__name__}: {e}")
+    except Exception as e:  # a glob with no config loader behind it fails to expand
+        pytest.fail(f"{where} (the config loader could not be built?): {type(e).__name__}: {e}")
+    assert got == [["optim=adam", "model.width=2"], ["optim=adam", "model.width=3"],
+                   ["optim=sgd", "model.width=2"], ["optim=sgd", "model.width=3"]], \
+        f"{where}: BasicSweeper now expands a sweep into other jobs or another order: {got}"
 
 
 def test_collect_sorts_jobs_into_complete_interrupted_and_failed(multirun):
@@ -256,9 +281,10 @@ def test_parquet_is_written_when_pyarrow_is_installed(multirun, copy_of):
 
 def test_read_summary_takes_axes_from_the_manifest_and_keeps_other_measures(tiny_run):
     run = tiny_run("+sweep=lr_momentum", "target.split.kind=random", "train.patience=2")
-    rows, axes, extra = collect.read_summary(run)
+    rows, axes, extra = results.read_summary(run)
     assert axes == ["optim.momentum", "optim.lr"]
-    assert extra == ["final_val_loss", "stopped_epoch"]  # per-bee measures, not sweep axes
+    # per-bee measures, not sweep axes
+    assert extra == ["final_val_loss", "stopped_epoch", *CELL_COLUMNS]
     assert len(rows) == 6 * 3
     assert (rows[0]["optim.momentum"], rows[0]["optim.lr"]) == (0.7, 0.002)
     assert isinstance(rows[0]["stopped_epoch"], int) and rows[0]["final_val_loss"] > 0
@@ -266,7 +292,7 @@ def test_read_summary_takes_axes_from_the_manifest_and_keeps_other_measures(tiny
 
 def test_heatmap_is_the_median_final_loss_of_every_bee_with_that_pair(multirun):
     r = collect.collect(multirun)
-    xs, ys, med = collect.heatmap_table(r, "optim.lr", "model.width")
+    xs, ys, med = plots.heatmap_table(r, "optim.lr", "model.width")
     assert xs == [0.01, 0.03] and ys == [3, 5]
     for i, y in enumerate(ys):
         for j, x in enumerate(xs):
@@ -351,7 +377,7 @@ def test_python_m_collect_matches_swarm_collect():
 
 def test_report_lists_reasons(multirun):
     out = io.StringIO()
-    collect.report(collect.collect(multirun), out)
+    command.report(collect.collect(multirun), out)
     text = out.getvalue()
     assert "job 1 (failed, dir 1): " in text and "cells/000: Not a directory" in text
     saved = yaml.safe_load((multirun / "4" / ".hydra" / "overrides.yaml").read_text())

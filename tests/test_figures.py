@@ -112,6 +112,7 @@ def test_collect_figures_share_the_style_and_read_cleanly(tmp_path, monkeypatch)
     from matplotlib.figure import Figure
 
     from swarmcli import collect
+    from swarmcli.collect import plots
 
     rng = np.random.default_rng(0)
     rows = [{"job": j, "optim.lr": lr, "model.width": w, "bee": b,
@@ -122,7 +123,7 @@ def test_collect_figures_share_the_style_and_read_cleanly(tmp_path, monkeypatch)
                                    ["optim.lr", "model.width"], True)
     drawn = []
     monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: drawn.append(fig))
-    collect.render(result, tmp_path)
+    plots.draw_all(result, tmp_path)
     assert len(drawn) == 2  # final_loss_by_key and one heat map
     for fig in drawn:
         assert layout.problems(fig) == []

@@ -1,0 +1,196 @@
+"""The run directory: what a run writes, how, and how to read it back with numpy alone.
+
+```
+RUN_DIR/
+  .hydra/config.yaml      the resolved config (Hydra writes it); rerun from it
+  .swarm.lock             while a run writes here (swarmcli.lock)
+  swarm.json              manifest: state (running | complete | interrupted | failed), axes,
+                          cells, recorded epochs; rewritten after each cell
+  summary.csv             one row per bee: swept values, final/best loss, divergence
+  x.npy, y.npy            every point; val_mask.npy marks the held-out ones
+  target_x.npy, target_y.npy   the noiseless target on a fine grid
+  activations.npz         each activation used and its derivative (for the gallery)
+  cells/NNN/loss.npy      [bees, epochs + 1]; column e = loss after e steps (0 = initial)
+  cells/NNN/diverged_epoch.npy  [bees]; first epoch with a non-finite loss, -1 if none
+  cells/NNN/stopped_epoch.npy   [bees]; epoch early stopping froze the bee, -1 if none
+  cells/NNN/val_loss.npy  [bees, epochs + 1] loss on held-out points   when split
+  cells/NNN/ypred_train.npy     [bees, frames, len(eval_x)] with dropout active, when dropout
+  eval_x.npy              where ypred is recorded: a dense grid plus every x (eval_points > 0)
+  cells/NNN/ypred.npy     [bees, frames, len(eval_x)]   when recorded
+  cells/NNN/weights_L.npy [bees, frames, fan_in, fan_out] when recorded (layer L)
+  cells/NNN/biases_L.npy  [bees, frames, fan_out]        when recorded
+```
+Every file is written to a temporary name and renamed, with Ctrl-C held off meanwhile, so no file
+is ever half-written and no `*.tmp` stays behind; the manifest says `"state": "complete"` only
+once every cell is saved, and an interrupted or failed run says so. Readers go through
+`read_manifest` and `load_array`, which name the file and the problem when a directory is
+damaged or foreign.
+
+This package is the one owner of that format: `schema.py` names the files and builds and checks
+swarm.json, `summary.py` defines summary.csv's row both ways, `reader.py` opens a saved run, and
+this module writes. Everything else reads and writes a run dir through the names exported here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from swarmcli import stops
+from swarmcli.errors import SwarmError
+from swarmcli.results import summary
+from swarmcli.results.reader import CellResult, Run, array_files, compare, load, load_checked
+from swarmcli.results.schema import (
+    FORMAT,
+    MANIFEST,
+    RUN_FILES,
+    STATES,
+    SUMMARY,
+    DamagedRun,
+    cell_dir,
+    load_array,
+    new_manifest,
+    read_manifest,
+)
+from swarmcli.results.summary import SUMMARY_FIELDS, read_summary, summary_rows
+
+__all__ = [
+    "FORMAT", "MANIFEST", "RUN_FILES", "STATES", "SUMMARY", "SUMMARY_FIELDS", "CellResult",
+    "DamagedRun", "Run", "RunWriter", "WriteFailed", "array_files", "atomic_write_bytes",
+    "cell_dir", "clear", "compare", "load", "load_array", "load_checked", "mark_stopped",
+    "new_manifest", "read_manifest", "read_summary", "save_array", "save_json", "summary_rows",
+]
+
+
+class WriteFailed(SwarmError):
+    """A result file could not be written (disk full, quota, permissions); names the file."""
+
+
+def _atomic_write(path: Path, write) -> None:
+    """`write(file)` into PATH.tmp, then rename over PATH: PATH is whole or untouched. Signals
+    wait until the file is done; on any failure the temporary file is removed. (Every result
+    file passes here, so tests/test_stops.py fills the disk by patching this module's `open`.)"""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with stops.deferred():
+        try:
+            with open(tmp, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException as e:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if isinstance(e, OSError):
+                raise WriteFailed(f"cannot write {path}: {e.strerror or e}") from e
+            raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    _atomic_write(path, lambda f: f.write(data))
+
+
+class _Chunks:
+    """A file numpy does not recognise as one, so np.save writes through `write` in chunks of
+    16 MB (never a copy of the whole array), and a full disk raises OSError with its errno
+    (ndarray.tofile reports only "N requested and M written")."""
+
+    def __init__(self, f):
+        self.write = f.write
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    _atomic_write(path, lambda f: np.save(_Chunks(f), array, allow_pickle=False))
+
+
+def save_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=1, default=_plain) + "\n").encode())
+
+
+def _plain(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def mark_stopped(run_dir, state: str) -> str:
+    """After a stop: a run that still says `running` is marked `state`; returns what its
+    swarm.json says now, for the one line the CLI prints. The caller holds the directory."""
+    try:
+        m = read_manifest(run_dir)
+    except DamagedRun:
+        return f"nothing saved in {run_dir}"
+    if m["state"] == "running":
+        m["state"] = state
+        try:
+            save_json(Path(run_dir) / MANIFEST, m)
+        except WriteFailed as e:
+            return f"{e}; {run_dir}/{MANIFEST} still says running"
+    saved = sum(c["saved"] for c in m["cells"])
+    verb = "is" if m["state"] == "complete" else "is marked"
+    return f"{run_dir} {verb} {m['state']} ({saved} of {len(m['cells'])} cells saved)"
+
+
+def clear(run_dir) -> None:
+    """Remove a previous run's results (overwrite=true), swarm.json first so the directory never
+    claims to hold a run it no longer does; .hydra/, logs and foreign files stay."""
+    d = Path(run_dir)
+    with contextlib.suppress(FileNotFoundError):
+        (d / MANIFEST).unlink()
+    for name in ("cells", "figures"):
+        shutil.rmtree(d / name, ignore_errors=True)
+    for p in [*d.glob("*.npy"), *(d / n for n in RUN_FILES)]:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+
+
+class RunWriter:
+    """Writes one run; `manifest` is the dict saved as swarm.json."""
+
+    def __init__(self, run_dir: Path, manifest: dict):
+        self.dir = Path(run_dir)
+        self.manifest = manifest
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.set_state("running")
+
+    def set_state(self, state: str) -> None:
+        self.manifest["state"] = state
+        save_json(self.dir / MANIFEST, self.manifest)
+
+    def stop(self, state: str, rows: list[dict]) -> None:
+        """Record how the run ended (interrupted, failed) as far as the disk still allows: a
+        swarm.json that cannot be written keeps saying `running`, never `complete`."""
+        with stops.deferred(), contextlib.suppress(WriteFailed):
+            self.save_summary(rows)
+            self.set_state(state)
+
+    def save_arrays(self, **arrays: np.ndarray) -> None:
+        for name, a in arrays.items():
+            save_array(self.dir / f"{name}.npy", a)
+
+    def save_npz(self, name: str, arrays: dict[str, np.ndarray]) -> None:
+        def write(f):
+            np.savez(f, **arrays)
+
+        _atomic_write(self.dir / f"{name}.npz", write)
+
+    def save_cell(self, index: int, arrays: dict[str, np.ndarray], info: dict) -> None:
+        d = cell_dir(self.dir, index)
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise WriteFailed(f"cannot write {d}: {e.strerror or e}") from None
+        for name, a in arrays.items():
+            save_array(d / f"{name}.npy", a)
+        self.manifest["cells"][index].update(info, saved=True)
+        save_json(self.dir / MANIFEST, self.manifest)
+
+    def save_summary(self, rows: list[dict]) -> None:
+        atomic_write_bytes(self.dir / SUMMARY, summary.to_csv(rows))
+
