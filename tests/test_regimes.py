@@ -287,3 +287,41 @@ def reference_net(init, bee):
             lin.weight.copy_(w[bee].T)
             lin.bias.copy_(b[bee].reshape(-1))
     return net
+
+
+def stop_epoch(val_loss: np.ndarray, patience: int, min_delta: float) -> int:
+    """Early stopping worked out by hand: an epoch counts as better only when its validation
+    loss is below the best so far by more than min_delta; `patience` epochs in a row without
+    one stop the bee (-1: never)."""
+    best, wait = math.inf, 0
+    for epoch, v in enumerate(val_loss.astype(np.float64)):
+        if v < best - min_delta:
+            best, wait = v, 0
+        else:
+            wait += 1
+        if wait >= patience:
+            return epoch
+    return -1
+
+
+def test_early_stopping_counts_only_improvements_above_min_delta(tiny_run):
+    """train.min_delta from the config to the engine: each bee's saved stop epoch is the one
+    worked out by hand from its saved validation loss, and min_delta > 0 stops bees earlier
+    than min_delta = 0 from the same start."""
+    from swarmcli import load
+
+    run = load(tiny_run("target.name=noisy_sin", "target.noise_sd=0.2", "target.points=30",
+                        "target.domain=[-5,5]", "target.split.kind=random", "optim=adam",
+                        "optim.lr=0.01", "model.width=20", "train.epochs=150", "train.bees=4",
+                        "train.patience=8", "train.record=[]",
+                        "+sweep.grid.train.min_delta=[0.0,0.002]"))
+    stops = {}
+    for cell in run.cells:
+        min_delta = float(cell.values["train.min_delta"])
+        val, stopped = cell.array("val_loss"), np.asarray(cell.array("stopped_epoch"))
+        want = [stop_epoch(val[bee], 8, min_delta) for bee in range(4)]
+        assert stopped.tolist() == want, (min_delta, stopped, want)
+        stops[min_delta] = stopped
+    plain, strict = stops[0.0], stops[0.002]
+    assert (plain >= 0).all() and (strict >= 0).all()
+    assert (strict <= plain).all() and (strict < plain).any(), (strict, plain)
