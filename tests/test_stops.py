@@ -290,3 +290,58 @@ def test_the_recording_estimate_covers_the_engines_own_count():
                           "target.split.kind=random"])
     cells = grid.expand(cfg)[1]
     assert memory.estimate(cells)["recordings"] >= engine.record_bytes(runner.make_batch(cells))
+
+
+@pytest.fixture(scope="module")
+def manifest_writes(tmp_path_factory):
+    """A run whose every write of swarm.json is seen as it lands: (the manifest written, the
+    files on disk at that moment) for each, and the finished run dir."""
+    import io
+
+    from conftest import compose_config
+
+    from swarmcli import runner
+
+    run_dir = tmp_path_factory.mktemp("writes") / "r"
+    seen, real = [], os.replace
+
+    def replace(src, dst, *a, **k):
+        real(src, dst, *a, **k)
+        if Path(dst).name == results.MANIFEST:
+            on_disk = {str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()}
+            seen.append((json.loads(Path(dst).read_text()), on_disk))
+
+    cfg = compose_config(["+sweep.grid.model.width=[2,3,4]", "train.epochs=4", "train.bees=2",
+                          "progress=false", "train.record=[ypred,weights,biases]",
+                          "target.split.kind=random"])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(results.os, "replace", replace)
+        runner.run(cfg, run_dir, out=io.StringIO())
+    final = {str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()}
+    return seen, final
+
+
+def cell_files(files: set[str], index: int) -> set[str]:
+    return {f for f in files if f.startswith(f"cells/{index:03d}/")}
+
+
+def test_swarm_json_says_complete_only_once_every_array_and_the_summary_exist(manifest_writes):
+    seen, final = manifest_writes
+    assert [m["state"] for m, _ in seen][::len(seen) - 1] == ["running", "complete"]
+    for m, on_disk in seen:
+        if m["state"] == "complete":
+            assert final - {".swarm.lock"} <= on_disk, final - on_disk
+            assert "summary.csv" in on_disk
+
+
+def test_a_cell_is_marked_saved_only_once_its_arrays_are_written(manifest_writes):
+    seen, final = manifest_writes
+    saved_at = {}
+    for k, (m, on_disk) in enumerate(seen):
+        for c in m["cells"]:
+            if c["saved"]:
+                saved_at.setdefault(c["index"], k)
+                want = cell_files(final, c["index"])
+                assert len(want) >= 8 and want <= on_disk, (c["index"], want - on_disk)
+    assert sorted(saved_at) == [0, 1, 2]
+    assert len(set(saved_at.values())) == 3  # a write of swarm.json per cell, as it is saved
