@@ -72,6 +72,38 @@ def test_hive_animation_shows_every_recorded_epoch_then_holds_the_last(tiny_run)
     moved = np.abs(np.diff(frames[:9].astype(int), axis=0)).mean(axis=(1, 2, 3))
     held = np.abs(frames[9:].astype(int) - frames[8]).mean(axis=(1, 2, 3))
     assert held.max() < moved.min() / 3, (held, moved)  # the end stays (up to H.264 noise)
+    # video frame i is the scene drawn at recorded frame i, not its neighbour
+    src = video.FrameSource(("hive", str(run_dir), {**DEFAULTS, **SMALL, "fps": 12}, 0))
+    drawn = np.stack([np.array(src.frame(i))[..., :3] for i in range(9)]).astype(np.int16)
+    dist = np.abs(frames[:9, None].astype(np.int16) - drawn[None]).mean(axis=(2, 3, 4))
+    assert (dist.argmin(axis=1) == np.arange(9)).all(), dist
+
+
+def test_each_hive_frame_draws_the_predictions_of_its_own_epoch(tiny_run):
+    """Frame k of an animation (any order, as workers and held frames ask for them) draws every
+    bee's ypred of frame k on the dense grid, diverged bees left out."""
+    run_dir = tiny_run("+sweep.grid.model.width=[2,8]", "model.activation=relu", "optim.lr=0.3",
+                       "train.epochs=10", "train.stride=2")
+    run = results.load(run_dir)
+    cfg = {**DEFAULTS, **SMALL}
+    page = data.pages(run, scenes.aspect(cfg))[0]
+    src = video.FrameSource(("hive", str(run_dir), cfg, 0))
+    axes, drawn_gone = src.scene.fig.axes, 0
+    for k in [3, 0, 5, 5, 1, 4, 2]:
+        src.frame(k)
+        for (r, c), cell in page.cells.items():
+            segs = axes[r * page.cols + c].collections[-1].get_segments()
+            gone = data.diverged_by(cell, int(run.frames[k]))
+            for bee, seg in enumerate(segs):
+                if gone[bee]:  # all NaN: nothing drawn
+                    assert seg.size == 0 or np.isnan(seg[:, 1]).all()
+                    continue
+                np.testing.assert_array_equal(seg[:, 1], cell.ypred[bee, k])
+                # (and frame k's curve is not its neighbour's: an off-by-one would show)
+                assert k == 0 or not np.array_equal(cell.ypred[bee, k], cell.ypred[bee, k - 1])
+                np.testing.assert_array_equal(seg[:, 0], run.eval_x)
+            drawn_gone += int(gone.sum())
+    assert drawn_gone > 0  # the lr diverges some relu bees: their curves must go
 
 
 @pytest.mark.parametrize("n, fps, lo, hi, stride, picked, rate", [
