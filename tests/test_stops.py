@@ -64,7 +64,7 @@ MOMENTS = [".swarm.lock", "swarm.json", "cells/000", "cells/004", "cells/008", "
 
 def test_random_interrupts_and_kills_leave_truthful_run_dirs(tmp_path):
     rng = random.Random(20261202)
-    plan = [signal.SIGINT] * 3 + [signal.SIGTERM] + [signal.SIGKILL] * 2
+    plan = [signal.SIGINT] * 2 + [signal.SIGTERM] + [signal.SIGKILL]
     rng.shuffle(plan)
     seen = []
     for trial, sig in enumerate(plan):
@@ -95,7 +95,7 @@ def test_random_interrupts_and_kills_leave_truthful_run_dirs(tmp_path):
             said = "is complete" if state == "complete" else f"is marked {state}"
             assert f"{run_dir} {said}" in lines[0], (lines[0], state)
     print(seen)  # shown with -s: which moments were hit
-    assert sum(rc != 0 for _, _, rc, _ in seen) >= 4  # most trials really were stopped
+    assert sum(rc != 0 for _, _, rc, _ in seen) >= 3  # most trials really were stopped
 
 
 def run_main(argv, capsys) -> tuple[int, list[str]]:
@@ -229,7 +229,9 @@ def test_a_real_full_disk(tmp_path):
         pytest.skip("cannot mount a tmpfs here (needs root)")
     try:
         run_dir = disk / "r"
-        proc = subprocess.run([SWARM, *RUN, "train.epochs=50", f"hydra.run.dir={run_dir}"],
+        small = [a for a in RUN if not a.startswith(("train.epochs=", "train.bees="))]
+        proc = subprocess.run([SWARM, *small, "train.epochs=50", "train.bees=10",
+                               f"hydra.run.dir={run_dir}"],
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 2
         assert proc.stderr == (f"swarm: error: cannot write {run_dir}/cells/000/ypred.npy: "
@@ -259,13 +261,13 @@ print(estimate, status("VmHWM") - before)
 
 @pytest.mark.parametrize("overrides", [
     # recordings dominate: ypred, weights and biases of 400 bees every epoch
-    ["train.bees=400", "model.width=20", "train.epochs=300", "target.points=101",
+    ["train.bees=400", "model.width=20", "train.epochs=150", "target.points=101",
      "train.record=[ypred,weights,biases]"],
     # parameters and optimizer state dominate: wide and deep, Adam, one recorded frame
     ["optim=adam", "optim.lr=0.001", "train.bees=20", "model.width=500", "model.depth=2",
      "train.epochs=5", "train.stride=5", "train.record=[weights]", "target.points=20"],
     # activations dominate: many points, on the autograd path (dropout)
-    ["train.bees=40", "model.width=200", "target.points=4000", "train.epochs=3",
+    ["train.bees=40", "model.width=200", "target.points=2000", "train.epochs=3",
      "model.dropout=0.1"],
 ])
 def test_the_estimate_bounds_what_a_run_allocates(overrides, tmp_path):
