@@ -18,8 +18,9 @@ from swarmcli import cli, config, results
 from swarmcli.config import SwarmError
 from swarmcli.render import DEFAULTS, WHAT, data, render_run, scenes, video
 
-SMALL = {"width": 320, "height": 241, "dpi": 50, "min_seconds": 0}  # 241 rounds to an even 240
-HOLD = 30  # frames: the last frame is held for 1 s at 30 fps
+# 241 rounds to an even 240; 10 fps keeps the held end of each test video short
+SMALL = {"width": 320, "height": 241, "dpi": 50, "min_seconds": 0, "fps": 10}
+HOLD = 10  # frames: the last frame is held for 1 s at 10 fps
 
 
 def render(run_dir, **cfg):
@@ -153,10 +154,10 @@ def test_frames_split_across_processes_join_in_order(tiny_run, monkeypatch):
 
 def test_gif(tiny_run):
     run_dir = tiny_run("+sweep=width_activation", "train.epochs=5")
-    (path,) = render(run_dir, what=["hive_animation"], format="gif")
+    (path,) = render(run_dir, what=["hive_animation"], format="gif", fps=30)
     assert path.read_bytes()[:6] == b"GIF89a"
     _, frames = read_video(path)
-    assert frames.shape == (6 + 15, 240, 320, 3)  # GIFs play at 15 fps: 1 s held is 15
+    assert frames.shape == (6 + 15, 240, 320, 3)  # GIFs play at most 15 fps: 1 s held is 15
 
 
 def test_kinks_of_seed_002(tiny_run):
@@ -187,7 +188,8 @@ def test_swarm_loss_animation_of_seed_001(tiny_run):
 
 
 def test_a_third_axis_gives_one_page_per_value(tiny_run):
-    run_dir = tiny_run("+sweep=width_activation", "+sweep.grid.optim.lr=[0.01,0.02]")
+    run_dir = tiny_run("+sweep.grid.model.width=[1,2]", "+sweep.grid.model.activation=[relu,tanh]",
+                       "+sweep.grid.optim.lr=[0.01,0.02]")
     names = [p.name for p in render(run_dir, what=["hive"], epochs=[-1])]
     assert names == ["hive_lr=0.01_epoch0006.png", "hive_lr=0.02_epoch0006.png"]
 
@@ -300,9 +302,9 @@ def test_an_animation_past_the_frames_x_pixels_budget_is_refused_first(tiny_run,
     with pytest.raises(SwarmError, match=r"an animation of 39 frames x 320 x 240 pixels = "
                                          r"3e\+06 pixels to draw is more than the 1.54e\+06 "
                                          r"limit; raise render.frame_stride"):
-        render(run_dir, what=["hive", "hive_animation"])  # 9 epochs + 30 held frames
+        render(run_dir, what=["hive", "hive_animation"], fps=30)  # 9 epochs + 30 held frames
     assert not (run_dir / "figures").exists()
-    assert render(run_dir, what=["hive_animation"], max_seconds=0.6)  # 18 frames: fits
+    assert render(run_dir, what=["hive_animation"], fps=30, max_seconds=0.6)  # 18: fits
 
 
 def test_ctrl_c_while_rendering_leaves_no_trace_and_prints_one_line(tiny_run):
