@@ -185,3 +185,10 @@ def test_an_intact_run_reads_back_as_a_tidy_frame(good):
         np.testing.assert_array_equal(part["loss"].to_numpy().reshape(2, 5), cell.loss)
         assert part["bee"].tolist() == [0] * 5 + [1] * 5
         assert part["epoch"].tolist() == list(range(5)) * 2
+
+
+def test_a_cell_is_found_by_its_axis_key_or_the_keys_last_part(good):
+    run = load(good)
+    assert run.cell(width=3) is run.cell(**{"model.width": 3}) is run.cells[1]
+    with pytest.raises(KeyError, match="0 cells match"):
+        run.cell(width=4)
