@@ -347,3 +347,43 @@ def test_a_cell_is_marked_saved_only_once_its_arrays_are_written(manifest_writes
                 assert len(want) >= 8 and want <= on_disk, (c["index"], want - on_disk)
     assert sorted(saved_at) == [0, 1, 2]
     assert len(set(saved_at.values())) == 3  # a write of swarm.json per cell, as it is saved
+
+
+def test_sigterm_stops_like_ctrl_c_and_the_report_ignores_both():
+    handlers = stops.terminate_as_interrupt()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises at the next bytecode; never reached
+        stops.ignore_signals()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        stops.restore(handlers)
+
+
+def test_interrupted_by_follows_causes_and_contexts_and_ends_on_a_cycle():
+    import threading
+
+    inner, outer = KeyboardInterrupt(), AttributeError("cleanup failed")
+    outer.__context__ = inner
+    assert stops.interrupted_by(outer) and not stops.interrupted_by(ValueError())
+    a, b = ValueError("a"), TypeError("b")
+    a.__context__, b.__cause__ = b, a  # a cycle, as re-raised exceptions can make
+    answer = []
+    t = threading.Thread(target=lambda: answer.append(stops.interrupted_by(a)), daemon=True)
+    t.start()
+    t.join(10)
+    assert answer == [False]  # answered, not looping forever
+
+
+def test_a_default_action_signal_held_off_is_delivered_after_the_write():
+    """SIGTERM at its default action inside deferred(): the block finishes, then the process
+    dies of the signal, as it would have without the hold."""
+    code = ("import os, signal, sys\nfrom swarmcli import stops\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_DFL)\n"
+            "with stops.deferred():\n    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    print('block done', flush=True)\nprint('after', flush=True)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == -signal.SIGTERM and proc.stdout == "block done\n", proc
