@@ -72,7 +72,16 @@ DESELECT = [
 ]
 
 # Survivors no test can kill: (file, the original line stripped, the change) -> why.
-EQUIVALENT: dict[tuple[str, str, str], str] = {}
+EQUIVALENT: dict[tuple[str, str, str], str] = {
+    ("swarmcli/objective.py",
+     "def check_objective(stat: str, q: float = 0.5, threshold: float = 0.01) -> None:",
+     "0.01 -> 1.01"): "a default threshold is only checked to be finite; every caller passes "
+                      "its own",
+    ("swarmcli/engine.py",
+     "drops = [self.drop(-1, f, i, (self.n, x.shape[1], self.batch.width))",
+     "-1 -> 1"): "the key that draws the recorded ypred_train's dropout masks: any key is a "
+                 "valid draw (-1 only keeps them apart from training's keys)",
+}
 
 
 @dataclass
@@ -284,6 +293,8 @@ def main(argv=None) -> int:
                     help="seconds per mutant (default: 3 x the unmutated run, at least 30)")
     ap.add_argument("--jobs", type=int, default=1, help="modules tested at once (own copies)")
     ap.add_argument("--list", action="store_true", help="print the sampled mutants, run nothing")
+    ap.add_argument("--only", type=Path, help="run only the sampled mutants whose line "
+                    "('path:line: before -> after', as printed) appears in this file")
     args = ap.parse_args(argv)
     modules = args.modules or default_modules()
     rng = random.Random(args.seed)
@@ -292,6 +303,9 @@ def main(argv=None) -> int:
         every = mutants_of(path)
         plan[path] = sorted(rng.sample(every, min(args.per_module, len(every))),
                             key=lambda m: m.index)
+        if args.only:
+            wanted = args.only.read_text()
+            plan[path] = [m for m in plan[path] if str(m) in wanted]
         print(f"{path}: {len(every)} mutants, {len(plan[path])} sampled", flush=True)
     if args.list:
         for ms in plan.values():

@@ -43,11 +43,15 @@ def test_cells_of_same_shape_start_paired(tiny_run):
     assert not np.array_equal(a.weights(0)[:, -1], b.weights(0)[:, -1])
 
 
-def test_width_padding_keeps_each_cell_its_own_init(tiny_run):
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_width_padding_keeps_each_cell_its_own_init(tiny_run, activation):
     """A width-3 cell padded into a batch with width 10 starts exactly like a width-3 run on its
-    own, and trains like it up to float32 rounding (padded zeros change the summation order)."""
-    both = load(tiny_run("+sweep.grid.model.width=[3,10]", "train.record=[weights]", name="a"))
-    alone = load(tiny_run("model.width=3", "train.record=[weights]", name="b"))
+    own, and trains like it up to float32 rounding (padded zeros change the summation order).
+    sigmoid(0) = 0.5: there the padded units must be masked out, or they would move."""
+    act = f"model.activation={activation}"
+    both = load(tiny_run("+sweep.grid.model.width=[3,10]", "train.record=[weights]", act,
+                         name="a"))
+    alone = load(tiny_run("model.width=3", "train.record=[weights]", act, name="b"))
     for layer in range(2):
         padded, single = both.cell(width=3).weights(layer), alone.cells[0].weights(layer)
         assert padded.shape == single.shape

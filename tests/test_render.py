@@ -382,3 +382,23 @@ def test_render_workers_ignore_ctrl_c_and_die_quietly_when_terminated():
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def test_loss_limits_hold_the_lowest_loss_and_every_initial_one():
+    a = np.array([[1.0, 0.5, 0.02, np.inf], [3.0, 0.1, 0.05, 0.04]])
+    b = np.array([[2.0, 1e-3, 0.0, 0.0]])  # an exact zero is nudged up, not -inf on a log axis
+    lo, hi = data.loss_limits([a, b])
+    assert 0 < lo < 1e-3 and hi > 3.0
+    lo, hi = data.loss_limits([a])
+    assert lo < 0.02 <= 0.04 and hi > 3.0 and hi >= 10 * lo
+    assert data.loss_limits([np.full((2, 3), np.nan)]) == (1e-3, 1.0)
+
+
+def test_two_axes_give_rows_by_the_first_and_columns_by_the_second(tiny_run):
+    run = results.load(tiny_run("+sweep.grid.model.width=[1,2]",
+                                "+sweep.grid.model.activation=[relu,tanh,sigmoid]"))
+    (page,) = data.pages(run)
+    assert (page.rows, page.cols) == (2, 3)
+    assert page.row_labels == ["width=1", "width=2"]
+    assert page.col_labels == ["activation=relu", "activation=tanh", "activation=sigmoid"]
+    assert page.cells[(1, 2)] is run.cell(width=2, activation="sigmoid")
