@@ -103,6 +103,9 @@ BAD = [
     ("+sweep.paired.p.model.width=[1,2] +sweep.paired.p.model.depth=[1]",
      "sweep.paired.p lists must have equal lengths"),
     ("+sweep.paired.p=3", "sweep.paired.p must map config keys to lists"),
+    ("+sweep.grid.model.width=[1,2] +sweep.labels.nope=[a,b]",
+     "sweep.labels.nope names no axis; axes: model.width"),
+    ("+sweep.paired.p.model.width=[1,2] +sweep.labels.p=[a]", "sweep.labels.p must list 2 labels"),
     ("+sweep.grid.model.width=[1,2] +sweep.paired.p.model.width=[3,4]",
      "sweep sets ['model.width'] on more than one axis"),
     # render keys, checked before training

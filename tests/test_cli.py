@@ -107,6 +107,21 @@ def test_bash_completion_sees_through_the_subcommand(tmp_path):
     assert "complete -o nospace -o default -F hydra_bash_completion swarm" in install.stdout
 
 
+def run_in_process(argv: list[str], cwd, capsys, monkeypatch) -> tuple[int, list[str], str]:
+    """`swarm ARGV` through cli.main in this process, from `cwd`: (exit status, stderr lines,
+    stdout). The exit path itself is checked in a real process below and in test_bad_input."""
+    from swarmcli import cli
+
+    monkeypatch.chdir(cwd)
+    code = 0
+    try:
+        cli.main(argv)
+    except SystemExit as e:
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.err.strip().splitlines(), out.out
+
+
 @pytest.mark.parametrize("override, message", [
     ("model.activation=swish", "model.activation='swish' is not one of: relu, tanh, tanhshrink"),
     ("optim.name=lbfgs", "optim.name='lbfgs' is not one of: sgd, adam, adamw, rmsprop"),
@@ -119,20 +134,31 @@ def test_bash_completion_sees_through_the_subcommand(tmp_path):
     ("train.device=tpu", "train.device='tpu' is not one of: auto, cpu, cuda"),
     ("hydra.run.dir=/proc/forbidden/run", "cannot write"),
 ])
-def test_bad_input_is_one_line_and_exit_2(override, message, tmp_path):
-    proc = swarm("run", *TINY, override, cwd=tmp_path)
+def test_bad_input_is_one_line_and_exit_2(override, message, tmp_path, capsys, monkeypatch):
+    code, err, _ = run_in_process(["run", *TINY, override], tmp_path, capsys, monkeypatch)
+    assert code == 2, err
+    assert len(err) == 1 and err[0].startswith("swarm: error: "), err
+    assert message in err[0]
+    assert list(tmp_path.iterdir()) == []  # no outputs/DATE/TIME
+
+
+def test_a_real_process_exits_2_with_one_line_and_no_outputs(tmp_path):
+    """The exit path for real, for an error Hydra raises while composing (before any
+    pre-flight check): status 2, one line, no traceback, nothing written."""
+    proc = swarm("run", *TINY, "+sweep=nope", cwd=tmp_path)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     err = proc.stderr.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("swarm: error: "), proc.stderr
-    assert message in err[0]
+    assert len(err) == 1 and err[0].startswith("swarm: error: Could not find 'sweep/nope'"), err
     assert "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_cuda_without_a_gpu_is_a_clear_error(tmp_path):
-    proc = swarm("run", *TINY, "train.device=cuda", cwd=tmp_path)
-    assert proc.returncode == 2
-    assert "train.device=cuda but no CUDA device is available" in proc.stderr
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    code, err, _ = run_in_process(["run", *TINY, "train.device=cuda"], tmp_path, capsys,
+                                  monkeypatch)
+    assert code == 2 and len(err) == 1, err
+    assert "train.device=cuda but no CUDA device is available" in err[0]
 
 
 def test_full_error_env_shows_the_traceback(tmp_path):
@@ -140,19 +166,22 @@ def test_full_error_env_shows_the_traceback(tmp_path):
     assert proc.returncode != 0 and "Traceback" in proc.stderr
 
 
-def test_recording_too_big_stops_before_training(tmp_path):
-    proc = swarm("run", "train.epochs=2000", "train.bees=2000", "progress=false",
-                 "render.what=[none]", "train.memory_limit_gb=0.5", "hydra.run.dir=r",
-                 cwd=tmp_path)
-    assert proc.returncode == 2
-    assert "raise train.stride (now 1)" in proc.stderr and "train.bees (now 2000)" in proc.stderr
-    assert not (tmp_path / "r" / "swarm.json").exists()
+def test_recording_too_big_stops_before_training(tmp_path, capsys, monkeypatch):
+    code, err, _ = run_in_process(["run", "train.epochs=2000", "train.bees=2000",
+                                   "progress=false", "render.what=[none]",
+                                   "train.memory_limit_gb=0.5", "hydra.run.dir=r"], tmp_path,
+                                  capsys, monkeypatch)
+    assert code == 2 and len(err) == 1, err
+    assert "raise train.stride (now 1)" in err[0] and "train.bees (now 2000)" in err[0]
+    assert not (tmp_path / "r").exists()
 
 
-def test_unknown_command_and_list(tmp_path):
-    assert swarm("fly", cwd=tmp_path).returncode == 2
-    listed = swarm("list", cwd=tmp_path)
-    assert "width_activation" in listed.stdout and "tanhshrink" in listed.stdout
+def test_unknown_command_and_list(tmp_path, capsys, monkeypatch):
+    code, err, _ = run_in_process(["fly"], tmp_path, capsys, monkeypatch)
+    assert code == 2 and err == ["swarm: error: unknown command 'fly'; choices: run, rerun, "
+                                 "render, collect, list"]
+    code, _, listed = run_in_process(["list"], tmp_path, capsys, monkeypatch)
+    assert code == 0 and "width_activation" in listed and "tanhshrink" in listed
 
 
 def test_interrupted_run_is_marked(tmp_path, monkeypatch):

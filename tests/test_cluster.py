@@ -1,7 +1,8 @@
 """swarm on Hydra's launchers and sweepers (pip install 'swarmcli[cluster]'): real 3-job
 multiruns through submitit_local (real subprocesses, submitit's pickling) and joblib, the SLURM
 example configs composed and turned into an sbatch script without a cluster, and an optuna search
-that minimises the objective a job returns.
+that minimises the objective a job returns. Marked slow: `make test` leaves them out, `pytest -m
+slow` (run by .ci/run after `make test`) runs them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from swarmcli import collect
 from swarmcli.objective import objective
 
 TINY = CLI_TINY
+pytestmark = pytest.mark.slow  # many processes per test: `pytest -m slow` (.ci/run) runs them
 
 
 def final_losses(job_dir: Path) -> np.ndarray:

@@ -171,3 +171,24 @@ def test_collect_names_a_damaged_multirun_yaml(tmp_path, content, capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"cannot read {tmp_path / 'multi' / 'multirun.yaml'}" in err[0], err
+
+
+def test_an_intact_run_reads_back_as_a_tidy_frame(good):
+    """Run.to_frame: one row per (cell, bee, epoch), the swept value typed, the loss as saved."""
+    run = load(good)
+    df = run.to_frame()
+    assert list(df.columns) == ["cell", "model.width", "bee", "epoch", "loss"]
+    assert len(df) == 2 * 2 * 5
+    for cell in run.cells:
+        part = df[df["cell"] == cell.index]
+        assert (part["model.width"] == cell.values["model.width"]).all()
+        np.testing.assert_array_equal(part["loss"].to_numpy().reshape(2, 5), cell.loss)
+        assert part["bee"].tolist() == [0] * 5 + [1] * 5
+        assert part["epoch"].tolist() == list(range(5)) * 2
+
+
+def test_a_cell_is_found_by_its_axis_key_or_the_keys_last_part(good):
+    run = load(good)
+    assert run.cell(width=3) is run.cell(**{"model.width": 3}) is run.cells[1]
+    with pytest.raises(KeyError, match="0 cells match"):
+        run.cell(width=4)

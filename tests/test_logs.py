@@ -40,6 +40,7 @@ def test_each_multirun_job_names_its_overrides_and_logs_its_own_lines(tmp_path):
         assert logged((tmp_path / "m" / str(job) / "swarm.log").read_text()) == block
 
 
+@pytest.mark.slow
 def test_optuna_sets_up_quietly_and_without_escape_codes(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     p = swarm("run", "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2",

@@ -45,6 +45,13 @@ CASES = {
                                     eps=[1e-8, 1e-4, 1e-8, 1e-2],
                                     weight_decay=[0.0, 0.01, 0.1, 0.0],
                                     momentum=[0.0, 0.9, 0.0, 0.5])),
+    # no bee with momentum: the momentum-free paths (no buffer at all)
+    "sgd_plain": ("sgd", {}, dict(lr=[0.05, 0.1, 0.02, 0.08], momentum=[0.0] * 4,
+                                  dampening=[0.0] * 4, weight_decay=[0.0, 0.01, 0.1, 0.05])),
+    "rmsprop_plain": ("rmsprop", {}, dict(lr=[0.01, 0.003, 0.02, 0.001],
+                                          alpha=[0.99, 0.9, 0.5, 0.0],
+                                          eps=[1e-8, 1e-4, 1e-8, 1e-2],
+                                          weight_decay=[0.0, 0.01, 0.1, 0.0], momentum=[0.0] * 4)),
     "rmsprop_centered": ("rmsprop", {"centered": True},
                          dict(lr=[0.01, 0.003, 0.02, 0.001], alpha=[0.99, 0.9, 0.5, 0.8],
                               eps=[1e-8, 1e-4, 1e-8, 1e-2], weight_decay=[0.0, 0.01, 0.1, 0.0],

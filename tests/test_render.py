@@ -18,8 +18,9 @@ from swarmcli import cli, config, results
 from swarmcli.config import SwarmError
 from swarmcli.render import DEFAULTS, WHAT, data, render_run, scenes, video
 
-SMALL = {"width": 320, "height": 241, "dpi": 50, "min_seconds": 0}  # 241 rounds to an even 240
-HOLD = 30  # frames: the last frame is held for 1 s at 30 fps
+# 241 rounds to an even 240; 10 fps keeps the held end of each test video short
+SMALL = {"width": 320, "height": 241, "dpi": 50, "min_seconds": 0, "fps": 10}
+HOLD = 10  # frames: the last frame is held for 1 s at 10 fps
 
 
 def render(run_dir, **cfg):
@@ -72,6 +73,38 @@ def test_hive_animation_shows_every_recorded_epoch_then_holds_the_last(tiny_run)
     moved = np.abs(np.diff(frames[:9].astype(int), axis=0)).mean(axis=(1, 2, 3))
     held = np.abs(frames[9:].astype(int) - frames[8]).mean(axis=(1, 2, 3))
     assert held.max() < moved.min() / 3, (held, moved)  # the end stays (up to H.264 noise)
+    # video frame i is the scene drawn at recorded frame i, not its neighbour
+    src = video.FrameSource(("hive", str(run_dir), {**DEFAULTS, **SMALL, "fps": 12}, 0))
+    drawn = np.stack([np.array(src.frame(i))[..., :3] for i in range(9)]).astype(np.int16)
+    dist = np.abs(frames[:9, None].astype(np.int16) - drawn[None]).mean(axis=(2, 3, 4))
+    assert (dist.argmin(axis=1) == np.arange(9)).all(), dist
+
+
+def test_each_hive_frame_draws_the_predictions_of_its_own_epoch(tiny_run):
+    """Frame k of an animation (any order, as workers and held frames ask for them) draws every
+    bee's ypred of frame k on the dense grid, diverged bees left out."""
+    run_dir = tiny_run("+sweep.grid.model.width=[2,8]", "model.activation=relu", "optim.lr=0.3",
+                       "train.epochs=10", "train.stride=2")
+    run = results.load(run_dir)
+    cfg = {**DEFAULTS, **SMALL}
+    page = data.pages(run, scenes.aspect(cfg))[0]
+    src = video.FrameSource(("hive", str(run_dir), cfg, 0))
+    axes, drawn_gone = src.scene.fig.axes, 0
+    for k in [3, 0, 5, 5, 1, 4, 2]:
+        src.frame(k)
+        for (r, c), cell in page.cells.items():
+            segs = axes[r * page.cols + c].collections[-1].get_segments()
+            gone = data.diverged_by(cell, int(run.frames[k]))
+            for bee, seg in enumerate(segs):
+                if gone[bee]:  # all NaN: nothing drawn
+                    assert seg.size == 0 or np.isnan(seg[:, 1]).all()
+                    continue
+                np.testing.assert_array_equal(seg[:, 1], cell.ypred[bee, k])
+                # (and frame k's curve is not its neighbour's: an off-by-one would show)
+                assert k == 0 or not np.array_equal(cell.ypred[bee, k], cell.ypred[bee, k - 1])
+                np.testing.assert_array_equal(seg[:, 0], run.eval_x)
+            drawn_gone += int(gone.sum())
+    assert drawn_gone > 0  # the lr diverges some relu bees: their curves must go
 
 
 @pytest.mark.parametrize("n, fps, lo, hi, stride, picked, rate", [
@@ -121,10 +154,10 @@ def test_frames_split_across_processes_join_in_order(tiny_run, monkeypatch):
 
 def test_gif(tiny_run):
     run_dir = tiny_run("+sweep=width_activation", "train.epochs=5")
-    (path,) = render(run_dir, what=["hive_animation"], format="gif")
+    (path,) = render(run_dir, what=["hive_animation"], format="gif", fps=30)
     assert path.read_bytes()[:6] == b"GIF89a"
     _, frames = read_video(path)
-    assert frames.shape == (6 + 15, 240, 320, 3)  # GIFs play at 15 fps: 1 s held is 15
+    assert frames.shape == (6 + 15, 240, 320, 3)  # GIFs play at most 15 fps: 1 s held is 15
 
 
 def test_kinks_of_seed_002(tiny_run):
@@ -155,7 +188,8 @@ def test_swarm_loss_animation_of_seed_001(tiny_run):
 
 
 def test_a_third_axis_gives_one_page_per_value(tiny_run):
-    run_dir = tiny_run("+sweep=width_activation", "+sweep.grid.optim.lr=[0.01,0.02]")
+    run_dir = tiny_run("+sweep.grid.model.width=[1,2]", "+sweep.grid.model.activation=[relu,tanh]",
+                       "+sweep.grid.optim.lr=[0.01,0.02]")
     names = [p.name for p in render(run_dir, what=["hive"], epochs=[-1])]
     assert names == ["hive_lr=0.01_epoch0006.png", "hive_lr=0.02_epoch0006.png"]
 
@@ -268,9 +302,9 @@ def test_an_animation_past_the_frames_x_pixels_budget_is_refused_first(tiny_run,
     with pytest.raises(SwarmError, match=r"an animation of 39 frames x 320 x 240 pixels = "
                                          r"3e\+06 pixels to draw is more than the 1.54e\+06 "
                                          r"limit; raise render.frame_stride"):
-        render(run_dir, what=["hive", "hive_animation"])  # 9 epochs + 30 held frames
+        render(run_dir, what=["hive", "hive_animation"], fps=30)  # 9 epochs + 30 held frames
     assert not (run_dir / "figures").exists()
-    assert render(run_dir, what=["hive_animation"], max_seconds=0.6)  # 18 frames: fits
+    assert render(run_dir, what=["hive_animation"], fps=30, max_seconds=0.6)  # 18: fits
 
 
 def test_ctrl_c_while_rendering_leaves_no_trace_and_prints_one_line(tiny_run):
@@ -348,3 +382,23 @@ def test_render_workers_ignore_ctrl_c_and_die_quietly_when_terminated():
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def test_loss_limits_hold_the_lowest_loss_and_every_initial_one():
+    a = np.array([[1.0, 0.5, 0.02, np.inf], [3.0, 0.1, 0.05, 0.04]])
+    b = np.array([[2.0, 1e-3, 0.0, 0.0]])  # an exact zero is nudged up, not -inf on a log axis
+    lo, hi = data.loss_limits([a, b])
+    assert 0 < lo < 1e-3 and hi > 3.0
+    lo, hi = data.loss_limits([a])
+    assert lo < 0.02 <= 0.04 and hi > 3.0 and hi >= 10 * lo
+    assert data.loss_limits([np.full((2, 3), np.nan)]) == (1e-3, 1.0)
+
+
+def test_two_axes_give_rows_by_the_first_and_columns_by_the_second(tiny_run):
+    run = results.load(tiny_run("+sweep.grid.model.width=[1,2]",
+                                "+sweep.grid.model.activation=[relu,tanh,sigmoid]"))
+    (page,) = data.pages(run)
+    assert (page.rows, page.cols) == (2, 3)
+    assert page.row_labels == ["width=1", "width=2"]
+    assert page.col_labels == ["activation=relu", "activation=tanh", "activation=sigmoid"]
+    assert page.cells[(1, 2)] is run.cell(width=2, activation="sigmoid")

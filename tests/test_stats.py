@@ -85,3 +85,28 @@ def test_summary_csv_and_table_carry_each_cells_statistics(tiny_run):
     runner.run(compose_config(["train.epochs=3", "train.bees=3", "progress=false"]),
                run_dir.parent / "single", out=out)
     assert "median loss [95% CI]" in out.getvalue() and "best" in out.getvalue()
+
+
+def test_the_interval_holds_the_central_level_share_of_bootstrap_medians():
+    """Medians of 3 resampled values out of [0, 1, 2]: 0 and 2 each with chance 7/27 (0.26),
+    1 otherwise. A 40% interval cuts 30% from each tail, so it excludes 0 and 2; a 60% one
+    cuts 20% and keeps them."""
+    assert stats.median_ci([0.0, 1.0, 2.0], level=0.4) == (1.0, 1.0, 1.0)
+    assert stats.median_ci([0.0, 1.0, 2.0], level=0.6) == (1.0, 0.0, 2.0)
+
+
+def test_a_p_value_equal_to_alpha_is_tied():
+    """'worse' needs p < alpha: at p == alpha a cell still cannot be told apart from the best."""
+    finals = [[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8], [0.35, 0.45, 0.55, 0.65]]
+    p = stats.compare_cells(finals)[1].p_vs_best
+    assert 0 < p < 1
+    at = stats.compare_cells(finals, alpha=p)
+    assert at[1].p_vs_best == p and at[1].tied_with_best
+    assert not stats.compare_cells(finals, alpha=p * 1.0001)[1].tied_with_best
+
+
+def test_cells_without_bees_have_no_best_and_no_comparison():
+    out = stats.compare_cells([[], []])
+    assert all(math.isnan(c.median) and math.isnan(c.p_vs_best) for c in out)
+    assert not any(c.tied_with_best for c in out)
+    assert stats.compare_cells([]) == []

@@ -59,3 +59,19 @@ def test_seed_001_pairs_architecture_and_optimizer():
     assert got == {(1, 60, "sgd", 0.01), (1, 60, "adam", 0.001), (2, 10, "sgd", 0.01),
                    (2, 10, "adam", 0.001)}
     assert all(c.cfg.train.epochs == 5000 and c.cfg.target.noise_sd > 0 for c in cells)
+
+
+def test_a_sweeps_labels_name_its_axis_values():
+    """depth_width's paired axis is labelled 1x60, 2x10, ... (its `labels:`), not by values."""
+    (axis,) = grid.axes(compose_config(["+sweep=depth_width"]))
+    assert axis.name == "architecture" and axis.labels == ("1x60", "2x10", "3x7", "4x6")
+    assert [axis.label(i) for i in range(4)] == ["1x60", "2x10", "3x7", "4x6"]
+    assert axis.values == ((1, 60), (2, 10), (3, 7), (4, 6))
+
+
+def test_a_paired_axis_without_labels_names_only_the_keys_that_vary():
+    (axis,) = grid.axes(compose_config(["+sweep.paired.p.model.depth=[1,2]",
+                                        "+sweep.paired.p.model.width=[60,10]",
+                                        "+sweep.paired.p.optim.lr=[0.01,0.01]"]))
+    assert axis.labels is None
+    assert [axis.label(0), axis.label(1)] == ["depth=1, width=60", "depth=2, width=10"]

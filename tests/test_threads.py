@@ -7,9 +7,9 @@ import io
 
 import pytest
 import torch
-from conftest import CLI_TINY, compose_config, swarm
+from conftest import CLI_TINY, compose_config
 
-from swarmcli import runner
+from swarmcli import cli, runner
 
 
 def test_auto_is_one_thread_below_the_threshold_and_every_core_above(monkeypatch):
@@ -37,8 +37,12 @@ def test_a_run_sets_torch_threads_when_training_starts(setting, expect, tmp_path
 
 
 @pytest.mark.parametrize("value, shown", [("0", "0"), ("abc", "'abc'"), ("1.5", "1.5")])
-def test_bad_threads_is_one_line(value, shown, tmp_path):
-    p = swarm("run", *CLI_TINY, f"train.threads={value}", cwd=tmp_path)
-    assert p.returncode == 2
-    assert p.stderr.strip().splitlines() == [
+def test_bad_threads_is_one_line(value, shown, tmp_path, capsys, monkeypatch):
+    """In-process, through cli.main (the exit path in a real process: test_bad_input.py)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["run", *CLI_TINY, f"train.threads={value}"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
         f"swarm: error: train.threads={shown} must be auto or an integer >= 1"]
+    assert list(tmp_path.iterdir()) == []
