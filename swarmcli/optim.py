@@ -101,6 +101,16 @@ class BatchedOptimizer:
     def update(self, p, g, alive, *coefficients) -> None:
         raise NotImplementedError
 
+    def forget(self, dead: torch.Tensor) -> None:
+        """Zero the state buffers ([bees, P]: momentum, running averages) of `dead` bees
+        ([bees, 1] bool). Several steps without a check between them (mini-batches) can leave
+        a dying bee's buffer at inf, and a frozen step is a product with 0: inf * 0 is NaN.
+        With zero state every later step of a dead bee is exactly 0."""
+        for t in vars(self).values():
+            if isinstance(t, torch.Tensor) and t.dim() == 2 and t.shape[1] > 1 \
+                    and t.shape[0] == self.bees:
+                t.masked_fill_(dead, 0.0)
+
     def h(self, name: str) -> torch.Tensor:
         return self.hp[name].to(self.dtype)
 

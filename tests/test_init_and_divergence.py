@@ -90,15 +90,8 @@ def test_run_reports_divergence(tiny_run):
     assert all(r["cell_median"] == "inf" for r in rows)  # a diverged bee counts as +inf
 
 
-# Found by this test: with mini-batches a bee can overflow within an epoch's steps, leaving inf in
-# its SGD momentum buffer; the masked steps after its death multiply that inf by 0 (optim.py:
-# `neg_lr * alive`) and its frozen weights turn NaN. Strict: passes once optim masks with where.
-MINIBATCH_NAN = pytest.mark.xfail(strict=True, reason="optim masks a dead bee's step by "
-                                  "multiplying by 0; an inf momentum buffer gives NaN")
-
-
 @pytest.mark.parametrize("use_autograd, batch_size", [
-    (False, None), (True, None), pytest.param(False, 20, marks=MINIBATCH_NAN)])
+    (False, None), (True, None), (False, 20)])
 def test_a_diverged_bees_weights_stay_frozen_at_finite_values(use_autograd, batch_size):
     """From the epoch its loss goes non-finite, a bee's recorded weights and biases stay those
     of that epoch, instead of turning NaN with the next steps. Full-batch, they are huge but

@@ -160,6 +160,7 @@ class ChunkTrainer:
         batch of points where it applies, else autograd with dropout and batch norm in train
         mode."""
         net, inputs = self.group.network, self.inputs
+        self.opt.forget(~active)
         idx = self.train_idx
         if self.shuffle is not None:
             order = torch.stack([idx[torch.randperm(len(idx), generator=g)]
