@@ -1,6 +1,6 @@
 """The two ways of training many tiny MLPs that swarm's engine is measured against.
 
-Both take the engine's own `engine.Batch` (one or more cells that share depth, activation,
+Both take the engine's own `CellGroup` (one or more cells that share depth, activation,
 optimizer and data) and train every cell from the same initial weights the engine uses
 (`nn.init_params` at each cell's own width), so every contender does identical work:
 
@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 from torch.func import functional_call, grad, stack_module_state, vmap
 
-from swarmcli import engine, nn
+from swarmcli import choices, nn
+from swarmcli.engine.parts import CellGroup
 
 
 @dataclass
@@ -58,21 +60,38 @@ def load_bee(net: torch.nn.Sequential, init, bee: int) -> None:
             lin.bias.copy_(b[bee].reshape(-1))
 
 
-def cell_hyper(batch: engine.Batch, k: int) -> dict[str, float]:
+def flat_view(group) -> SimpleNamespace:
+    """The settings the baselines read, flattened from a CellGroup's parts (idempotent)."""
+    if isinstance(group, SimpleNamespace):
+        return group
+    net, data, opt = group.network, group.data, group.optimizer
+    return SimpleNamespace(
+        depth=net.depth, widths=list(net.widths), width=net.width,
+        activations=list(net.activations), init=net.init, init_std=net.init_std,
+        init_bounds=net.init_bounds, leaky_slope=net.leaky_slope, dropout=net.dropout,
+        batch_norm=net.batch_norm, x=data.x, y=data.y, val_mask=data.val_mask,
+        batch_size=data.batch_size, optimizer=opt.name, hyper=opt.hyper, flags=opt.flags,
+        schedule=opt.schedule.name, loss=group.loss.kind, l1=group.loss.l1, l2=group.loss.l2,
+        patience=group.stopping.patience, record=group.recording.what,
+        frames=list(group.recording.frames), dtype=group.runtime.dtype, bees=group.bees,
+        epochs=group.epochs, seed=group.seed, total_bees=group.total_bees)
+
+
+def cell_hyper(batch: CellGroup, k: int) -> dict[str, float]:
     return {name: float(vals[k]) for name, vals in batch.hyper.items()}
 
 
-def nesterov(batch: engine.Batch) -> bool:
+def nesterov(batch: CellGroup) -> bool:
     return bool(batch.flags.get("nesterov", False))
 
 
 # Engine features the baselines do not implement, with the value that means "off".
 PLAIN = {"loss": "mse", "l1": 0.0, "l2": 0.0, "dropout": 0.0, "batch_norm": False,
          "batch_size": None, "schedule": "constant", "val_mask": None, "patience": None,
-         "leaky_slope": nn.LEAKY_SLOPE}
+         "leaky_slope": choices.LEAKY_SLOPE}
 
 
-def check_plain(batch: engine.Batch) -> None:
+def check_plain(batch: CellGroup) -> None:
     """The baselines train plain full-batch MSE MLPs; refuse a batch that asks for more."""
     for name, off in PLAIN.items():
         value = getattr(batch, name)
@@ -82,7 +101,7 @@ def check_plain(batch: engine.Batch) -> None:
         raise ValueError(f"baselines do not implement optimizer {batch.optimizer!r}")
 
 
-def initial_params(batch: engine.Batch, width: int, bees: int):
+def initial_params(batch: CellGroup, width: int, bees: int):
     """The engine's initial weights for `bees` bees of a cell of `width` (nn.init_params)."""
     return nn.init_params(batch.seed, batch.depth, width, bees, batch.init, batch.init_std,
                           batch.init_bounds)
@@ -99,7 +118,7 @@ def torch_optimizer(name: str, params, hp: dict[str, float], nesterov: bool):
     raise ValueError(f"unknown optimizer {name!r}")
 
 
-def _empty_recording(batch: engine.Batch, rows: np.ndarray) -> Recording:
+def _empty_recording(batch: CellGroup, rows: np.ndarray) -> Recording:
     n, n_frames, dtype = len(rows), len(batch.frames), batch.dtype
     rec = Recording(rows=rows, loss=np.empty((n, batch.epochs + 1), dtype=dtype))
     if "ypred" in batch.record:
@@ -113,17 +132,19 @@ def _empty_recording(batch: engine.Batch, rows: np.ndarray) -> Recording:
     return rec
 
 
-def bee_rows(batch: engine.Batch, bees_per_cell: int | None) -> tuple[int, np.ndarray]:
+def bee_rows(batch: CellGroup, bees_per_cell: int | None) -> tuple[int, np.ndarray]:
     """Bees per cell trained when `bees_per_cell` (None: all) are asked for, and their rows in
     the batch."""
+    batch = flat_view(batch)
     n = min(batch.bees, bees_per_cell or batch.bees)
     rows = np.concatenate([k * batch.bees + np.arange(n) for k in range(len(batch.widths))])
     return n, rows
 
 
-def _setup(batch: engine.Batch, bees_per_cell: int | None):
+def _setup(batch: CellGroup, bees_per_cell: int | None):
     """What both baselines start from: bees per cell, an empty recording, data as columns, and
     the frame index of each recorded epoch."""
+    batch = flat_view(batch)
     check_plain(batch)
     n, rows = bee_rows(batch, bees_per_cell)
     dtype = getattr(torch, batch.dtype)
@@ -133,8 +154,9 @@ def _setup(batch: engine.Batch, bees_per_cell: int | None):
                                                             enumerate(batch.frames)}
 
 
-def per_bee_loop(batch: engine.Batch, bees_per_cell: int | None = None) -> Recording:
+def per_bee_loop(batch: CellGroup, bees_per_cell: int | None = None) -> Recording:
     """Train the first `bees_per_cell` bees of every cell (all by default) one at a time."""
+    batch = flat_view(batch)
     n, rec, dtype, xt, yt, frame_of = _setup(batch, bees_per_cell)
     r = 0
     for k, width in enumerate(batch.widths):
@@ -219,8 +241,9 @@ class StackedAdam:
 STACKED_OPTIMIZERS = {"sgd": StackedSGD, "adam": StackedAdam}
 
 
-def torch_func_ensemble(batch: engine.Batch, bees_per_cell: int | None = None) -> Recording:
+def torch_func_ensemble(batch: CellGroup, bees_per_cell: int | None = None) -> Recording:
     """Train every cell's bees together with torch.func, one cell after another."""
+    batch = flat_view(batch)
     n, rec, dtype, xt, yt, frame_of = _setup(batch, bees_per_cell)
     for k, width in enumerate(batch.widths):
         init = initial_params(batch, width, n)

@@ -3,16 +3,16 @@
     python benchmarks/run.py            # full suite (several minutes)
     python benchmarks/run.py --quick    # same structure, fewer bees and epochs (under a minute)
 
-Every workload is built the way `swarm run` builds it (config -> grid.expand -> grid.batches ->
-runner.make_batch), then trained by each contender side by side in one process, each timed
+Every workload is built the way `swarm run` builds it (config -> grid.expand -> grid.groups ->
+plan.cell_group), then trained by each contender side by side in one process, each timed
 after a warm-up (best of N where cheap, the rounds interleaved so background load hits every
 contender alike):
 
     per-bee loop         baselines.per_bee_loop: torch.nn.Sequential + torch.optim, bee by bee
     torch.func           baselines.torch_func_ensemble: stack_module_state + vmap(grad(...))
-    engine autograd      engine.train(batch, gradient="autograd"), uncompiled: the engine's
+    engine autograd      loop.train(group, use_autograd=True), uncompiled: the engine's
                          first version (autograd backward), with today's batching
-    engine fused, eager  engine.train(batch) with train.compile=off (`swarm run`'s default for
+    engine fused, eager  loop.train(group) with train.compile=off (`swarm run`'s default for
                          runs under ~2e10 bee-unit-point-epochs)
     engine fused, compiled  the same with train.compile=on (the default above): each epoch
                          (step, loss, gradient) is one compiled graph; the compile itself
@@ -50,7 +50,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baselines  # noqa: E402
 
-from swarmcli import config, engine, grid, results, runner  # noqa: E402
+from swarmcli import config, grid, plan, results  # noqa: E402
+from swarmcli.engine import loop  # noqa: E402
+from swarmcli.engine.parts import CellGroup  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -64,10 +66,10 @@ CONTENDERS = {  # key -> label, in table order
     "fused_compiled": "engine fused, compiled",  # train.compile=on (the default above it)
 }
 BASELINES = ("per_bee", "torch_func", "autograd")  # each gets a "speed-up vs" column
-# Engine contenders: (gradient, compile); the autograd path is the engine's first version (it
+# Engine contenders: (use_autograd, compile); the autograd path is the engine's first version (it
 # never compiled). Compile time is not timed (warm-up), and reported apart.
-ENGINE = {"autograd": ("autograd", False), "fused_eager": ("fused", False),
-          "fused_compiled": ("fused", True)}
+ENGINE = {"autograd": (True, False), "fused_eager": (False, False),
+          "fused_compiled": (False, True)}
 TOL64 = 1e-6  # final-loss agreement required of a float64 re-check
 
 
@@ -145,23 +147,26 @@ def w4_overrides(bees: int, epochs: int) -> list[str]:
             "train.record=[]"]
 
 
-def product_batches(overrides: list[str]) -> list[engine.Batch]:
+def product_batches(overrides: list[str]) -> list[CellGroup]:
     """The engine batches `swarm run OVERRIDES` trains, built the way the runner builds them,
     recording predictions at the training points as every contender does (eval_points=0)."""
     cfg = config.compose(["target.eval_points=0", *overrides])
     _, cells = grid.expand(cfg)
-    return [runner.make_batch(b) for b in grid.batches(cells)]
+    return [plan.cell_group(g) for g in grid.groups(cells)]
 
 
-def for_device(batches: list[engine.Batch]) -> list[engine.Batch]:
+def for_device(batches: list[CellGroup]) -> list[CellGroup]:
     """The suite measures the CPU (train.device=auto would pick a GPU where there is one)."""
-    return [dataclasses.replace(b, device="cpu") for b in batches]
+    return [dataclasses.replace(b, runtime=dataclasses.replace(b.runtime, device="cpu"))
+            for b in batches]
 
 
-def shrink(batches: list[engine.Batch], bees: int = 2, epochs: int = 3) -> list[engine.Batch]:
+def shrink(batches: list[CellGroup], bees: int = 2, epochs: int = 3) -> list[CellGroup]:
     """A tiny copy of a workload, to warm up a contender's code paths before timing it."""
     return [dataclasses.replace(b, bees=min(b.bees, bees), epochs=epochs,
-                                frames=list(range(epochs + 1))) for b in batches]
+                                recording=dataclasses.replace(
+                                    b.recording, frames=tuple(range(epochs + 1))))
+            for b in batches]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,7 +181,7 @@ class Finals:
     loss: list[np.ndarray]
 
 
-def contender(key: str, batches: list[engine.Batch], bees_per_cell: int | None):
+def contender(key: str, batches: list[CellGroup], bees_per_cell: int | None):
     """A no-argument callable that trains `batches` (the first `bees_per_cell` bees of each cell)
     and returns its Finals."""
     if key in ("per_bee", "torch_func"):
@@ -188,17 +193,18 @@ def contender(key: str, batches: list[engine.Batch], bees_per_cell: int | None):
 
         return run_baseline
 
-    gradient, compiled = ENGINE[key]
+    use_autograd, compiled = ENGINE[key]
     sub = []
     for b in batches:
         if bees_per_cell and bees_per_cell < b.bees:
             b = dataclasses.replace(b, bees=bees_per_cell)
-        sub.append(dataclasses.replace(b, compile=compiled))
+        sub.append(dataclasses.replace(b, runtime=dataclasses.replace(b.runtime,
+                                                                      compile=compiled)))
 
     def run_engine():
         out = Finals([], [])
         for full, b in zip(batches, sub):
-            res = engine.train(b, gradient=gradient)
+            res = loop.train(b, use_autograd=use_autograd)
             out.rows.append(baselines.bee_rows(full, bees_per_cell)[1])
             out.loss.append(res.loss[:, -1])
         return out
@@ -206,7 +212,7 @@ def contender(key: str, batches: list[engine.Batch], bees_per_cell: int | None):
     return run_engine
 
 
-def scale_factor(batches: list[engine.Batch], bees_per_cell: int | None) -> float:
+def scale_factor(batches: list[CellGroup], bees_per_cell: int | None) -> float:
     """Bees in the workload / bees a contender trains when it trains `bees_per_cell` per cell."""
     total = sum(b.total_bees for b in batches)
     run = sum(len(baselines.bee_rows(b, bees_per_cell)[1]) for b in batches)
@@ -231,7 +237,7 @@ def compare_finals(ref: Finals, got: Finals, tol: float) -> tuple[dict, list[np.
     return {"bees_compared": n, "max_abs_diff": worst, "finite_mismatch": finite_mismatch}, bad
 
 
-def check_contender(key: str, batches: list[engine.Batch], ref: Finals, got: Finals,
+def check_contender(key: str, batches: list[CellGroup], ref: Finals, got: Finals,
                     tol: float) -> dict:
     """Does `got` agree with the per-bee loop's final losses `ref`?
 
@@ -272,14 +278,14 @@ def time_side_by_side(calls: dict, repeats: dict[str, int]) -> dict[str, dict]:
 # Measuring
 
 
-def warm_up(key: str, batches: list[engine.Batch]) -> float:
+def warm_up(key: str, batches: list[CellGroup]) -> float:
     """Run a contender on a tiny copy of the workload (lazy init, torch.compile); seconds."""
     t0 = time.perf_counter()
     contender(key, shrink(batches), None)()
     return time.perf_counter() - t0
 
 
-def measure_in_process(w: Workload, batches: list[engine.Batch], log) -> dict[str, dict]:
+def measure_in_process(w: Workload, batches: list[CellGroup], log) -> dict[str, dict]:
     keys = list(CONTENDERS)
     calls = {k: contender(k, batches, w.bees(k)) for k in keys}
     warm = {k: warm_up(k, batches) for k in keys}
@@ -289,7 +295,7 @@ def measure_in_process(w: Workload, batches: list[engine.Batch], log) -> dict[st
                 "warmup_seconds": warm[k]} for k, v in timed.items()}
 
 
-def measure_in_children(w: Workload, batches: list[engine.Batch], quick: bool, threads: int,
+def measure_in_children(w: Workload, batches: list[CellGroup], quick: bool, threads: int,
                         log) -> dict[str, dict]:
     """Each contender in a fresh `run.py --child` process, which reports its own peak RSS."""
     out = {}
@@ -559,7 +565,8 @@ def machine_info() -> dict:
 
 
 def code_version() -> dict:
-    """Which engine was measured: git HEAD, whether swarmcli/ has local edits, engine.py hash."""
+    """Which engine was measured: git HEAD, whether swarmcli/ has local edits, the engine
+    package's hash."""
     def git(*args):
         try:
             return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
@@ -567,7 +574,7 @@ def code_version() -> dict:
         except (OSError, subprocess.SubprocessError):
             return None
 
-    src = (ROOT / "swarmcli" / "engine.py").read_bytes()
+    src = b"".join(p.read_bytes() for p in sorted((ROOT / "swarmcli" / "engine").glob("*.py")))
     return {"git_head": git("rev-parse", "HEAD"),
             "swarmcli_dirty": bool(git("status", "--porcelain", "swarmcli")),
             "engine_py_sha256": hashlib.sha256(src).hexdigest()[:16]}
@@ -632,7 +639,7 @@ def main(argv=None) -> int:
                   f"({e['render_seconds']:.2f}s), the rest (start-up: imports, Hydra) "
                   f"{e['startup_share']:.0%}")
     if result["engine_changed_during_run"]:
-        print("WARNING: swarmcli/engine.py changed while the suite ran; rerun for clean numbers")
+        print("WARNING: swarmcli/engine/ changed while the suite ran; rerun for clean numbers")
     failed = [f"{w['key']} {r['label']}" for w in result["workloads"]
               for r in w["contenders"].values() if not r["check_vs_per_bee"]["ok"]]
     if failed:

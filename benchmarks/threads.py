@@ -17,25 +17,27 @@ import time
 
 import torch
 
-from swarmcli import config, engine, grid, runner
+from swarmcli import config, grid, plan
+from swarmcli.engine import loop
+from swarmcli.engine.parts import CellGroup
 
 # (bees, width, points, depth): from one tiny cell to a 100,000-bee swarm
 SIZES = [(10, 10, 61, 1), (90, 10, 61, 1), (500, 20, 101, 1), (100, 60, 61, 2),
          (2000, 20, 101, 1), (10000, 10, 101, 1), (5000, 60, 101, 1)]
 
 
-def batch_for(bees: int, width: int, points: int, depth: int, epochs: int) -> engine.Batch:
+def batch_for(bees: int, width: int, points: int, depth: int, epochs: int) -> CellGroup:
     cfg = config.compose([f"train.bees={bees}", f"model.width={width}", f"model.depth={depth}",
                           f"target.points={points}", f"train.epochs={epochs}", "train.record=[]",
                           "train.device=cpu", "train.compile=off", "progress=false"])
     _, cells = grid.expand(cfg)
-    return runner.make_batch(grid.batches(cells)[0])
+    return plan.cell_group(grid.groups(cells)[0])
 
 
-def seconds_per_epoch(batch: engine.Batch, threads: int) -> float:
+def seconds_per_epoch(batch: CellGroup, threads: int) -> float:
     torch.set_num_threads(threads)
     start = time.perf_counter()
-    engine.train(batch)
+    loop.train(batch)
     return (time.perf_counter() - start) / batch.epochs
 
 
