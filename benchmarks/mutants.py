@@ -59,8 +59,7 @@ TESTS = {
     "swarmcli/render/data.py": ["tests/test_render.py", "tests/test_figures.py"],
 }
 DEFAULT_TESTS = ENGINE_TESTS
-# Slow tests (real processes, signals, memory measurements), and one that fails before any
-# mutation on this machine: left out of every mutant's run.
+# Slow tests (real processes, signals, memory measurements): left out of every mutant's run.
 DESELECT = [
     "tests/test_stops.py::test_random_interrupts_and_kills_leave_truthful_run_dirs",
     "tests/test_stops.py::test_the_estimate_bounds_what_a_run_allocates",
@@ -68,7 +67,6 @@ DESELECT = [
     "tests/test_render.py::test_ctrl_c_while_rendering_leaves_no_trace_and_prints_one_line",
     "tests/test_render.py::test_swarm_render_in_a_new_process",
     "tests/test_render.py::test_frames_split_across_processes_join_in_order",
-    "tests/test_regimes.py::test_every_optimizer_in_the_engine[rmsprop-float32-1e-05]",
 ]
 
 # Survivors no test can kill: (file, the original line stripped, the change) -> why.
@@ -77,8 +75,8 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
      "def check_objective(stat: str, q: float = 0.5, threshold: float = 0.01) -> None:",
      "0.01 -> 1.01"): "a default threshold is only checked to be finite; every caller passes "
                       "its own",
-    ("swarmcli/engine.py",
-     "drops = [self.drop(-1, f, i, (self.n, x.shape[1], self.batch.width))",
+    ("swarmcli/engine/loop.py",
+     "drops = [self.drop(-1, f, i, (self.n, x.shape[1], net.width))",
      "-1 -> 1"): "the key that draws the recorded ypred_train's dropout masks: any key is a "
                  "valid draw (-1 only keeps them apart from training's keys)",
 }
