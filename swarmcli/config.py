@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
-
-from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from typing import TYPE_CHECKING, Any
 
 from swarmcli import choices, schedules
 from swarmcli.errors import SwarmError  # noqa: F401 (re-exported: config.SwarmError)
+
+if TYPE_CHECKING:  # Hydra and OmegaConf load where they are used: the schema alone needs neither
+    from omegaconf import DictConfig
 
 
 @dataclass
@@ -177,6 +176,8 @@ class SwarmConfig:
 
 
 def register_schema() -> None:
+    from hydra.core.config_store import ConfigStore
+
     ConfigStore.instance().store(name="swarm_schema", node=SwarmConfig)
 
 
@@ -292,6 +293,9 @@ def to_schema(cfg: DictConfig | dict) -> SwarmConfig:
     """Merge a plain or saved config onto the schema and return the typed object.
 
     Used for reruns (`.hydra/config.yaml` merged onto the schema) and for per-cell configs."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
     try:
         merged = OmegaConf.merge(OmegaConf.structured(SwarmConfig), cfg)
         return OmegaConf.to_object(merged)

@@ -7,6 +7,7 @@ imageio-ffmpeg; never torch or Hydra.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import os
@@ -16,14 +17,12 @@ from pathlib import Path
 import matplotlib
 
 from swarmcli import results
+from swarmcli.config import RenderConfig
 from swarmcli.errors import SwarmError
 from swarmcli.render import data, scenes, stills, style, video
 
-# the defaults of swarmcli.config.RenderConfig (a test keeps them equal), for callers that
-# pass only some keys
-DEFAULTS = {"what": ["hive", "loss", "compare", "final_loss"], "epochs": [0, -1], "fps": 30,
-            "min_seconds": 8.0, "max_seconds": 20.0, "frame_stride": None, "width": 960,
-            "height": 720, "dpi": 100, "format": "mp4", "workers": None}
+# for callers that pass only some keys: the schema's own defaults (its one owner)
+DEFAULTS = dataclasses.asdict(RenderConfig())
 
 STILLS = {"hive": stills.hive, "loss": stills.loss, "compare": stills.compare,
           "final_loss": stills.final_loss, "kinks": stills.kinks,
