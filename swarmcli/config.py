@@ -8,11 +8,11 @@ against the registries, so the error message lists exactly the choices the code 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from swarmcli import choices, schedules
+from swarmcli.checks import check_choice, check_number
 from swarmcli.errors import SwarmError  # noqa: F401 (re-exported: config.SwarmError)
 
 if TYPE_CHECKING:  # Hydra and OmegaConf load where they are used: the schema alone needs neither
@@ -192,23 +192,6 @@ def compose(overrides=()) -> DictConfig:
         return hydra_compose(config_name="config", overrides=list(overrides))
 
 
-def choice(key: str, value: Any, choices) -> None:
-    if value not in choices:
-        raise SwarmError(f"{key}={value!r} is not one of: {', '.join(map(str, choices))}")
-
-
-def positive(key: str, value: Any, *, allow_zero: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise SwarmError(f"{key}={value!r} must be a number {bound}")
-
-
-def integer(key: str, value: Any, *, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise SwarmError(f"{key}={value!r} must be an integer >= {minimum}")
-
-
 def validate(cfg: SwarmConfig) -> SwarmConfig:
     """Check one cell's settings; raise SwarmError naming the bad value and the valid choices."""
     # numpy's modules here, not at the top: composing a config (--cfg, --help) needs none of them
@@ -218,68 +201,66 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
     from swarmcli.objective import check_objective
 
     t, m, o, tr = cfg.target, cfg.model, cfg.optim, cfg.train
-    choice("target.name", t.name, targets.TARGETS)
+    check_choice("target.name", t.name, targets.TARGETS)
     if len(t.domain) != 2 or not t.domain[0] < t.domain[1]:
         raise SwarmError(f"target.domain={list(t.domain)!r} must be [low, high] with low < high")
-    integer("target.points", t.points, minimum=2)
-    integer("target.eval_points", t.eval_points, minimum=0)
-    positive("target.noise_sd", t.noise_sd, allow_zero=True)
+    check_number("target.points", t.points, low=2, integer=True)
+    check_number("target.eval_points", t.eval_points, low=0, integer=True)
+    check_number("target.noise_sd", t.noise_sd, low=0)
     if t.name == "noisy_sin" and t.noise_sd == 0:
         raise SwarmError("target.name=noisy_sin needs target.noise_sd > 0 (target=noisy_sin "
                          "sets 0.1)")
     if t.expr is not None:
         formula.evaluate(t.expr, np.linspace(t.domain[0], t.domain[1], t.points))
     splits.check(t.split.kind, t.split.fraction, t.split.seed, t.split.gap, domain=t.domain)
-    integer("model.depth", m.depth, minimum=1)
-    integer("model.width", m.width, minimum=1)
-    choice("model.activation", m.activation, choices.ACTIVATIONS)
-    choice("model.init", m.init, choices.INITS)
-    positive("model.init_std", m.init_std)
+    check_number("model.depth", m.depth, low=1, integer=True)
+    check_number("model.width", m.width, low=1, integer=True)
+    check_choice("model.activation", m.activation, choices.ACTIVATIONS)
+    check_choice("model.init", m.init, choices.INITS)
+    check_number("model.init_std", m.init_std, low=0, low_open=True)
     if len(m.init_bounds) != 2 or not m.init_bounds[0] < m.init_bounds[1]:
         raise SwarmError(f"model.init_bounds={list(m.init_bounds)!r} must be [a, b] with a < b")
-    if not 0 <= m.dropout < 1:
-        raise SwarmError(f"model.dropout={m.dropout!r} must be in [0, 1)")
-    choice("optim.name", o.name, choices.OPTIMIZERS)
+    check_number("model.dropout", m.dropout, low=0, high=1, high_open=True)
+    check_choice("optim.name", o.name, choices.OPTIMIZERS)
     eff = choices.effective(o)
-    positive("optim.lr", eff["lr"])
+    check_number("optim.lr", eff["lr"], low=0, low_open=True)
     for key in ("momentum", "dampening", "alpha", "lr_decay", "initial_accumulator_value",
                 "momentum_decay", "weight_decay"):
         if eff.get(key) is not None:
-            positive(f"optim.{key}", eff[key], allow_zero=True)
+            check_number(f"optim.{key}", eff[key], low=0)
     if eff.get("eps") is not None:
-        positive("optim.eps", eff["eps"])
+        check_number("optim.eps", eff["eps"], low=0, low_open=True)
     betas = eff.get("betas")
     if betas is not None and (len(betas) != 2 or not all(0 <= b < 1 for b in betas)):
         raise SwarmError(f"optim.betas={list(betas)!r} must be two numbers in [0, 1)")
     if eff.get("nesterov") and ((eff.get("momentum") or 0) <= 0 or eff.get("dampening")):
         raise SwarmError("optim.nesterov=true needs optim.momentum > 0 and optim.dampening = 0")
-    choice("schedule.name", cfg.schedule.name, choices.SCHEDULES)
+    check_choice("schedule.name", cfg.schedule.name, choices.SCHEDULES)
     try:
         schedules.resolve(cfg.schedule.name, schedule_params(cfg), tr.epochs)
     except ValueError as e:
         raise SwarmError(str(e)) from None
-    integer("train.epochs", tr.epochs, minimum=0)
-    integer("train.bees", tr.bees, minimum=1)
-    integer("train.stride", tr.stride, minimum=1)
-    choice("train.device", tr.device, choices.DEVICES)
-    choice("train.dtype", tr.dtype, choices.DTYPES)
-    choice("train.compile", tr.compile, choices.COMPILE)
-    choice("train.loss", tr.loss, choices.LOSSES)
-    if tr.threads != "auto" and (not isinstance(tr.threads, int) or isinstance(tr.threads, bool)
-                                 or tr.threads < 1):
-        raise SwarmError(f"train.threads={tr.threads!r} must be auto or an integer >= 1")
-    positive("train.huber_delta", tr.huber_delta)
-    positive("train.l1", tr.l1, allow_zero=True)
-    positive("train.l2", tr.l2, allow_zero=True)
+    check_number("train.epochs", tr.epochs, low=0, integer=True)
+    check_number("train.bees", tr.bees, low=1, integer=True)
+    check_number("train.stride", tr.stride, low=1, integer=True)
+    check_choice("train.device", tr.device, choices.DEVICES)
+    check_choice("train.dtype", tr.dtype, choices.DTYPES)
+    check_choice("train.compile", tr.compile, choices.COMPILE)
+    check_choice("train.loss", tr.loss, choices.LOSSES)
+    if tr.threads != "auto":
+        check_number("train.threads", tr.threads, low=1, integer=True, hint=" (or auto)")
+    check_number("train.huber_delta", tr.huber_delta, low=0, low_open=True)
+    check_number("train.l1", tr.l1, low=0)
+    check_number("train.l2", tr.l2, low=0)
     if tr.batch_size is not None:
-        integer("train.batch_size", tr.batch_size, minimum=1)
+        check_number("train.batch_size", tr.batch_size, low=1, integer=True)
     if tr.patience is not None:
-        integer("train.patience", tr.patience, minimum=1)
+        check_number("train.patience", tr.patience, low=1, integer=True)
         if t.split.kind == "none":
             raise SwarmError("train.patience needs validation points: set target.split.kind "
                              "to one of: random, gap, extrapolate")
     for f in tr.record:
-        choice("train.record", f, choices.RECORDABLE)
+        check_choice("train.record", f, choices.RECORDABLE)
 
     check_objective(cfg.objective.stat, cfg.objective.q, cfg.objective.threshold)
     return cfg

@@ -8,20 +8,18 @@ import math
 
 import numpy as np
 
-from swarmcli.errors import SwarmError
+from swarmcli.checks import check_choice, check_number
 
 OBJECTIVE_STATS = ("median", "mean", "quantile", "fraction_below")
 
 
 def check_objective(stat: str, q: float = 0.5, threshold: float = 0.01) -> None:
     """Raise SwarmError, naming the key, if the objective settings are not usable."""
-    if stat not in OBJECTIVE_STATS:
-        raise SwarmError(f"objective.stat={stat!r} is not one of: {', '.join(OBJECTIVE_STATS)}")
-    if stat == "quantile" and not (isinstance(q, (int, float)) and 0 <= q <= 1):
-        raise SwarmError(f"objective.q={q!r} must be a number in [0, 1]")
-    if stat == "fraction_below" and not (isinstance(threshold, (int, float))
-                                         and math.isfinite(threshold)):
-        raise SwarmError(f"objective.threshold={threshold!r} must be a finite number")
+    check_choice("objective.stat", stat, OBJECTIVE_STATS)
+    if stat == "quantile":
+        check_number("objective.q", q, low=0, high=1)
+    if stat == "fraction_below":
+        check_number("objective.threshold", threshold)
 
 
 def objective(final_losses, stat: str = "median", q: float = 0.5,

@@ -27,23 +27,23 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from swarmcli.checks import check_choice, check_number
 from swarmcli.choices import SCHEDULES
+from swarmcli.errors import SwarmError
 
 if TYPE_CHECKING:
     import torch
 
 _INTS = {"step_size", "t_max", "step_size_up", "warmup_epochs"}
-
-
-def _bad(key, value, why):
-    return ValueError(f"schedule.{key}={value!r} {why}")
+_RANGES = {"gamma": {"low": 0, "low_open": True}, "eta_min": {"low": 0},
+           "max_lr": {"low": 0, "low_open": True},
+           "start_factor": {"low": 0, "high": 1, "low_open": True}}
 
 
 def resolve(name: str, params: dict | None = None, epochs: int | None = None) -> dict:
     """The schedule's parameters with defaults filled in, checked; keys of `params` the schedule
     does not use (other schedules' settings, `name`) are ignored, None means the default."""
-    if name not in SCHEDULES:
-        raise ValueError(f"schedule.name={name!r} is not one of {', '.join(SCHEDULES)}")
+    check_choice("schedule.name", name, SCHEDULES)
     params = params or {}
     out = {}
     for key, default in SCHEDULES[name].items():
@@ -52,24 +52,13 @@ def resolve(name: str, params: dict | None = None, epochs: int | None = None) ->
         if key == "t_max" and v is None:
             v = epochs
         if v is None:
-            raise _bad(key, v, f"must be set for schedule {name}")
-        if isinstance(v, bool):
-            raise _bad(key, v, "must be a number")
+            raise SwarmError(f"schedule.{key}={v!r} must be set for schedule {name}")
         if key in _INTS:
-            if not isinstance(v, int) or v < 1:
-                raise _bad(key, v, "must be an integer >= 1")
+            check_number(f"schedule.{key}", v, low=1, integer=True)
         else:
-            if not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise _bad(key, v, "must be a finite number")
+            check_number(f"schedule.{key}", v)
             v = float(v)
-            if key == "gamma" and not v > 0:
-                raise _bad(key, v, "must be > 0")
-            if key == "eta_min" and not v >= 0:
-                raise _bad(key, v, "must be >= 0")
-            if key == "max_lr" and not v > 0:
-                raise _bad(key, v, "must be > 0")
-            if key == "start_factor" and not 0 < v <= 1:
-                raise _bad(key, v, "must be in (0, 1]")
+            check_number(f"schedule.{key}", v, **_RANGES.get(key, {}))
         out[key] = v
     return out
 
@@ -81,8 +70,7 @@ def lr_for_epoch(name: str, params: dict | None, base_lr: torch.Tensor, epoch: i
     import torch  # here, not at the top: validation (resolve) must not pay for importing torch
 
     p = resolve(name, params, epochs)
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-        raise ValueError(f"epoch={epoch!r} must be an integer >= 0")
+    check_number("epoch", epoch, low=0, integer=True)
     return scheduled_lr(name, p, torch.as_tensor(base_lr).to(torch.float64), epoch)
 
 

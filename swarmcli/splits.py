@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from swarmcli.checks import check_choice, check_number
 from swarmcli.errors import SwarmError
 
 KINDS = ("none", "random", "gap", "extrapolate")
@@ -33,15 +34,14 @@ def check(
     """Check the split settings without the data; raise SwarmError naming the bad value.
 
     `domain`, when given, is [low, high] of x, and an explicit gap must lie inside it."""
-    if kind not in KINDS:
-        raise SwarmError(f"{key}.kind={kind!r} is not one of: {', '.join(KINDS)}")
-    if not (_number(seed) and int(seed) == seed and seed >= 0):
-        raise SwarmError(f"{key}.seed={seed!r} must be an integer >= 0")
+    check_choice(f"{key}.kind", kind, KINDS)
+    check_number(f"{key}.seed", seed, low=0, integer=True)
     if kind == "none":
         return
     uses_fraction = kind != "gap" or gap is None
-    if uses_fraction and not (_number(fraction) and 0 < fraction < 1):
-        raise SwarmError(f"{key}.fraction={fraction!r} must be a number in (0, 1), e.g. 0.2")
+    if uses_fraction:
+        check_number(f"{key}.fraction", fraction, low=0, high=1, low_open=True, high_open=True,
+                     hint=", e.g. 0.2")
     if kind == "gap" and gap is not None:
         lo_g, hi_g = _pair(gap, key)
         if domain is not None:

@@ -54,8 +54,8 @@ BAD = [
     ("model.init=he", "model.init='he' is not one of: default, xavier_uniform"),
     ("model.init_std=0", "model.init_std=0.0 must be a number > 0"),
     ("model.init_bounds=[1,0]", "model.init_bounds=[1.0, 0.0] must be [a, b] with a < b"),
-    ("model.dropout=1", "model.dropout=1.0 must be in [0, 1)"),
-    ("model.dropout=-0.1", "model.dropout=-0.1 must be in [0, 1)"),
+    ("model.dropout=1", "model.dropout=1.0 must be a number in [0, 1)"),
+    ("model.dropout=-0.1", "model.dropout=-0.1 must be a number in [0, 1)"),
     ("model.batch_norm=maybe", "model.batch_norm"),
     # optim
     ("optim.name=lbfgs", "optim.name='lbfgs' is not one of: sgd, adam, adamw, rmsprop"),
@@ -74,10 +74,10 @@ BAD = [
     # schedule
     ("schedule.name=linear", "schedule.name='linear' is not one of"),
     ("schedule.name=step schedule.step_size=0", "schedule.step_size=0 must be an integer >= 1"),
-    ("schedule.name=exponential schedule.gamma=0", "schedule.gamma=0.0 must be > 0"),
+    ("schedule.name=exponential schedule.gamma=0", "schedule.gamma=0.0 must be a number > 0"),
     ("schedule.name=cyclic", "schedule.max_lr=None must be set for schedule cyclic"),
-    ("schedule.name=cosine schedule.eta_min=-1", "schedule.eta_min=-1.0 must be >= 0"),
-    ("schedule.name=warmup schedule.start_factor=2", "schedule.start_factor=2.0 must be in (0, 1]"),
+    ("schedule.name=cosine schedule.eta_min=-1", "schedule.eta_min=-1.0 must be a number >= 0"),
+    ("schedule.name=warmup schedule.start_factor=2", "schedule.start_factor=2.0 must be a number in (0, 1]"),
     # train
     ("train.epochs=-3", "train.epochs=-3 must be an integer >= 0"),
     ("train.bees=0", "train.bees=0 must be an integer >= 1"),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import math
 import os
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import matplotlib
 
 from swarmcli import results
+from swarmcli.checks import check_choice, check_number
 from swarmcli.config import RenderConfig
 from swarmcli.errors import SwarmError
 from swarmcli.render import data, scenes, stills, style, video
@@ -47,24 +47,14 @@ def check_config(cfg: dict) -> list[str]:
     budget."""
     what = list(dict.fromkeys(cfg["what"] or []))
     for w in what:
-        if w not in WHAT:
-            raise SwarmError(f"render.what={w!r} is not one of: {', '.join(WHAT)}")
-    if cfg["format"] not in FORMATS:
-        raise SwarmError(f"render.format={cfg['format']!r} is not one of: {', '.join(FORMATS)}")
+        check_choice("render.what", w, WHAT)
+    check_choice("render.format", cfg["format"], FORMATS)
     for key, low in [("fps", 1), ("width", 64), ("height", 64), ("dpi", 10)]:
-        v = cfg[key]
-        if not isinstance(v, int) or isinstance(v, bool) or v < low:
-            raise SwarmError(f"render.{key}={v!r} must be an integer >= {low}")
+        check_number(f"render.{key}", cfg[key], low=low, integer=True)
     for key in ("frame_stride", "workers"):
-        v = cfg[key]
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-            raise SwarmError(f"render.{key}={v!r} must be an integer >= 1 or null")
-    for key in ("min_seconds", "max_seconds"):
-        v = cfg[key]
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or (
-                v < 0 if key == "min_seconds" else v <= 0):
-            raise SwarmError(f"render.{key}={v!r} must be a number "
-                             f"{'>= 0' if key == 'min_seconds' else '> 0'}")
+        check_number(f"render.{key}", cfg[key], low=1, integer=True, none_ok=True)
+    check_number("render.min_seconds", cfg["min_seconds"], low=0)
+    check_number("render.max_seconds", cfg["max_seconds"], low=0, low_open=True)
     if cfg["min_seconds"] > cfg["max_seconds"]:
         raise SwarmError(f"render.min_seconds={cfg['min_seconds']!r} is more than "
                          f"render.max_seconds={cfg['max_seconds']!r}")
