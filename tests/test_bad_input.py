@@ -77,7 +77,8 @@ BAD = [
     ("schedule.name=exponential schedule.gamma=0", "schedule.gamma=0.0 must be a number > 0"),
     ("schedule.name=cyclic", "schedule.max_lr=None must be set for schedule cyclic"),
     ("schedule.name=cosine schedule.eta_min=-1", "schedule.eta_min=-1.0 must be a number >= 0"),
-    ("schedule.name=warmup schedule.start_factor=2", "schedule.start_factor=2.0 must be a number in (0, 1]"),
+    ("schedule.name=warmup schedule.start_factor=2",
+     "schedule.start_factor=2.0 must be a number in (0, 1]"),
     # train
     ("train.epochs=-3", "train.epochs=-3 must be an integer >= 0"),
     ("train.bees=0", "train.bees=0 must be an integer >= 1"),

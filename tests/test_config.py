@@ -35,3 +35,23 @@ def test_explicit_value_beats_the_optimizers_default():
     assert optim.effective(typed.optim)["eps"] == 1e-6
     assert optim.effective(config.to_schema(compose_config(["optim=adagrad"])).optim)["eps"] \
         == 1e-10
+
+
+def test_config_group_files_set_only_what_differs_from_the_schema():
+    """Defaults have one owner, the schema's dataclasses: a group file (target, model, train,
+    optim) restating a default would be a second copy that can drift from it."""
+    import dataclasses
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(config.__file__).resolve().parent.parent / "configs"
+    schema = config.SwarmConfig()
+    restated = []
+    for group in ("target", "model", "train", "optim"):
+        defaults = dataclasses.asdict(getattr(schema, group))
+        for path in sorted((root / group).glob("*.yaml")):
+            for key, value in (yaml.safe_load(path.read_text()) or {}).items():
+                if key != "name" and key in defaults and defaults[key] == value:
+                    restated.append(f"{group}/{path.name}: {key}={value!r}")
+    assert not restated, restated
