@@ -47,20 +47,20 @@ _RANGES = {
 
 
 class BatchedOptimizer:
-    """Base: per-bee hyper-parameters `self.hp[name]` [bees, 1] float64; `h(name)` casts one to
-    the parameter dtype, `complement(name)` 1 - it. Subclasses cache what depends on lr in
-    `_lr_changed`."""
+    """Base: per-bee hyper-parameters `self.per_bee[name]` [bees, 1] float64; `in_dtype(name)`
+    casts one to the parameter dtype, `complement(name)` 1 - it. Subclasses cache what depends on
+    lr in `_lr_changed`."""
 
     hyper: tuple[str, ...] = ()
     flags: tuple[str, ...] = ()
 
-    def __init__(self, params: torch.Tensor, **hp):
-        missing = [k for k in self.hyper if k not in hp]
+    def __init__(self, params: torch.Tensor, **hyper_values):
+        missing = [k for k in self.hyper if k not in hyper_values]
         if missing:
             raise TypeError(f"{type(self).__name__} needs per-bee hyper-parameters {missing}")
         self.bees, self.dtype, self.device = params.shape[0], params.dtype, params.device
-        self.hp = {k: self._per_bee(k, hp[k]) for k in self.hyper}
-        for k, v in self.hp.items():
+        self.per_bee = {k: self._per_bee(k, hyper_values[k]) for k in self.hyper}
+        for k, v in self.per_bee.items():
             lo, hi = _RANGES.get(k, (None, None))
             bad = ~torch.isfinite(v)
             if lo is not None:
@@ -73,8 +73,8 @@ class BatchedOptimizer:
         self.t = 0
         self._unique: dict[tuple[str, ...], tuple[list, torch.Tensor]] = {}
         self._tables: dict = {}  # (fn, names) -> (first step, [STEP_BLOCK, combinations])
-        self.use_wd = bool((self.hp["weight_decay"] != 0).any())  # every optimizer has one
-        self.wd = self.h("weight_decay")
+        self.use_wd = bool((self.per_bee["weight_decay"] != 0).any())  # every optimizer has one
+        self.wd = self.in_dtype("weight_decay")
         self._lr_changed()
 
     def _per_bee(self, name: str, v) -> torch.Tensor:
@@ -111,22 +111,24 @@ class BatchedOptimizer:
                     and t.shape[0] == self.bees:
                 t.masked_fill_(dead, 0.0)
 
-    def h(self, name: str) -> torch.Tensor:
-        return self.hp[name].to(self.dtype)
+    def in_dtype(self, name: str) -> torch.Tensor:
+        """A per-bee hyper-parameter cast to the parameters' dtype, as torch hands a kernel a
+        Python float."""
+        return self.per_bee[name].to(self.dtype)
 
     def complement(self, name: str) -> torch.Tensor:
         """1 - hyper-parameter, worked out in float64 (as Python floats in torch.optim)."""
-        return (1 - self.hp[name]).to(self.dtype)
+        return (1 - self.per_bee[name]).to(self.dtype)
 
     def set_lr(self, lr: torch.Tensor) -> None:
         """Per-bee lr ([bees] or [bees, 1], float64) for the coming steps."""
-        self.hp["lr"] = self._per_bee("lr", lr)
+        self.per_bee["lr"] = self._per_bee("lr", lr)
         self._lr_changed()
 
     def _lr_changed(self) -> None:
-        self.neg_lr = -self.h("lr")
+        self.neg_lr = -self.in_dtype("lr")
 
-    def _py(self, fn, *names: str) -> torch.Tensor:
+    def per_step_floats(self, fn, *names: str) -> torch.Tensor:
         """[bees, 1] float64: fn(step, *hyper) evaluated in Python floats once per distinct
         combination of the named hyper-parameters, as torch.optim evaluates `beta1 ** step` and
         the like. (torch's `x ** 3` is x * x * x and its vectorised pow is Sleef's, both a few
@@ -135,7 +137,7 @@ class BatchedOptimizer:
         Worked out for a block of steps at a time and kept on the device: a step then copies
         nothing from the host, which on a GPU would wait for the queued work to finish."""
         if names not in self._unique:
-            cols = torch.cat([self.hp[n] for n in names], dim=1)
+            cols = torch.cat([self.per_bee[n] for n in names], dim=1)
             rows, inv = torch.unique(cols.cpu(), dim=0, return_inverse=True)
             self._unique[names] = rows.tolist(), inv.to(self.device)
         rows, inv = self._unique[names]
@@ -166,16 +168,16 @@ class SGD(BatchedOptimizer):
     hyper = ("lr", "momentum", "dampening", "weight_decay")
     flags = ("nesterov",)
 
-    def __init__(self, params, nesterov: bool = False, **hp):
-        super().__init__(params, **hp)
-        mom = self.hp["momentum"]
-        if nesterov and bool(((mom <= 0) | (self.hp["dampening"] != 0)).any()):
+    def __init__(self, params, nesterov: bool = False, **hyper_values):
+        super().__init__(params, **hyper_values)
+        mom = self.per_bee["momentum"]
+        if nesterov and bool(((mom <= 0) | (self.per_bee["dampening"] != 0)).any()):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         self.nesterov = nesterov
-        self.hp["dampening"] = torch.where(mom != 0, self.hp["dampening"], 0.0)
+        self.per_bee["dampening"] = torch.where(mom != 0, self.per_bee["dampening"], 0.0)
         self.use_momentum = bool((mom != 0).any())
         self.buf = torch.zeros_like(params) if self.use_momentum else None
-        self.mom = self.h("momentum")
+        self.mom = self.in_dtype("momentum")
         self.one_minus_damp = self.complement("dampening")
         # the first step's buffer is the gradient itself: 0 * (zero buffer) + 1 * d
         self.first = (torch.zeros_like(self.mom), torch.ones_like(self.mom))
@@ -198,22 +200,23 @@ class Adam(BatchedOptimizer):
     hyper = ("lr", "beta1", "beta2", "eps", "weight_decay")
     decoupled = False
 
-    def __init__(self, params, **hp):
-        super().__init__(params, **hp)
+    def __init__(self, params, **hyper_values):
+        super().__init__(params, **hyper_values)
         self.m = torch.zeros_like(params)
         self.v = torch.zeros_like(params)
-        self.b2 = self.h("beta2")
+        self.b2 = self.in_dtype("beta2")
         self.one_minus_b1, self.one_minus_b2 = self.complement("beta1"), self.complement("beta2")
-        self.eps = self.h("eps")
+        self.eps = self.in_dtype("eps")
 
     def _lr_changed(self):
         super()._lr_changed()
         if self.decoupled:  # torch: param.mul_(1 - lr * weight_decay)
-            self.decay = (1 - self.hp["lr"] * self.hp["weight_decay"]).to(self.dtype)
+            self.decay = (1 - self.per_bee["lr"] * self.per_bee["weight_decay"]).to(self.dtype)
 
     def coefficients(self):
-        step_size = (self.hp["lr"] / self._py(bias_correction, "beta1")).to(self.dtype)
-        bc2_sqrt = self._py(lambda t, b2: (1 - b2**t) ** 0.5, "beta2").to(self.dtype)
+        bc1 = self.per_step_floats(bias_correction, "beta1")
+        step_size = (self.per_bee["lr"] / bc1).to(self.dtype)
+        bc2_sqrt = self.per_step_floats(lambda t, b2: (1 - b2**t) ** 0.5, "beta2").to(self.dtype)
         decay = self.decay if self.decoupled else None
         return -step_size, bc2_sqrt, decay
 
@@ -243,10 +246,10 @@ class RMSprop(BatchedOptimizer):
     hyper = ("lr", "alpha", "eps", "weight_decay", "momentum")
     flags = ("centered",)
 
-    def __init__(self, params, centered: bool = False, **hp):
-        super().__init__(params, **hp)
+    def __init__(self, params, centered: bool = False, **hyper_values):
+        super().__init__(params, **hyper_values)
         self.centered = centered
-        mom = self.hp["momentum"]
+        mom = self.per_bee["momentum"]
         self.use_momentum = bool((mom > 0).any())
         self.mixed = self.use_momentum and bool((mom == 0).any())
         self.has_mom = mom > 0
@@ -254,8 +257,8 @@ class RMSprop(BatchedOptimizer):
         self.square_avg = torch.zeros_like(params)
         self.grad_avg = torch.zeros_like(params) if centered else None
         self.buf = torch.zeros_like(params) if self.use_momentum else None
-        self.alpha, self.one_minus_alpha = self.h("alpha"), self.complement("alpha")
-        self.eps, self.mom = self.h("eps"), self.h("momentum")
+        self.alpha, self.one_minus_alpha = self.in_dtype("alpha"), self.complement("alpha")
+        self.eps, self.mom = self.in_dtype("eps"), self.in_dtype("momentum")
 
     def coefficients(self):
         return (self.neg_lr,)
@@ -286,13 +289,13 @@ class Adagrad(BatchedOptimizer):
 
     hyper = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
 
-    def __init__(self, params, **hp):
-        super().__init__(params, **hp)
-        self.sum = self.h("initial_accumulator_value").expand_as(params).clone()
-        self.eps = self.h("eps")
+    def __init__(self, params, **hyper_values):
+        super().__init__(params, **hyper_values)
+        self.sum = self.in_dtype("initial_accumulator_value").expand_as(params).clone()
+        self.eps = self.in_dtype("eps")
 
     def coefficients(self):
-        clr = self.hp["lr"] / (1 + (self.t - 1) * self.hp["lr_decay"])
+        clr = self.per_bee["lr"] / (1 + (self.t - 1) * self.per_bee["lr_decay"])
         return ((-clr).to(self.dtype),)
 
     def update(self, p, g, alive, neg_clr):
@@ -307,15 +310,15 @@ class Adamax(BatchedOptimizer):
 
     hyper = ("lr", "beta1", "beta2", "eps", "weight_decay")
 
-    def __init__(self, params, **hp):
-        super().__init__(params, **hp)
+    def __init__(self, params, **hyper_values):
+        super().__init__(params, **hyper_values)
         self.m = torch.zeros_like(params)
         self.u = torch.zeros_like(params)
-        self.b2, self.one_minus_b1 = self.h("beta2"), self.complement("beta1")
-        self.eps = self.h("eps")
+        self.b2, self.one_minus_b1 = self.in_dtype("beta2"), self.complement("beta1")
+        self.eps = self.in_dtype("eps")
 
     def coefficients(self):
-        clr = self.hp["lr"] / self._py(bias_correction, "beta1")
+        clr = self.per_bee["lr"] / self.per_step_floats(bias_correction, "beta1")
         return ((-clr).to(self.dtype),)
 
     def update(self, p, g, alive, neg_clr):
@@ -332,25 +335,26 @@ class NAdam(BatchedOptimizer):
 
     hyper = ("lr", "beta1", "beta2", "eps", "weight_decay", "momentum_decay")
 
-    def __init__(self, params, **hp):
-        super().__init__(params, **hp)
+    def __init__(self, params, **hyper_values):
+        super().__init__(params, **hyper_values)
         self.m = torch.zeros_like(params)
         self.v = torch.zeros_like(params)
         scalar = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
         self.mu_product = torch.ones(self.bees, 1, dtype=scalar, device=self.device)
-        self.b2 = self.h("beta2")
+        self.b2 = self.in_dtype("beta2")
         self.one_minus_b1, self.one_minus_b2 = self.complement("beta1"), self.complement("beta2")
-        self.eps = self.h("eps")
+        self.eps = self.in_dtype("eps")
 
     def coefficients(self):
-        bc2 = self._py(bias_correction, "beta2").to(self.dtype)
-        mu = self._py(lambda t, b1, md: b1 * (1.0 - 0.5 * (0.96 ** (t * md))),
-                      "beta1", "momentum_decay")
-        mu_next = self._py(lambda t, b1, md: b1 * (1.0 - 0.5 * (0.96 ** ((t + 1) * md))),
-                           "beta1", "momentum_decay")
+        bc2 = self.per_step_floats(bias_correction, "beta2").to(self.dtype)
+        mu = self.per_step_floats(lambda t, b1, md: b1 * (1.0 - 0.5 * (0.96 ** (t * md))),
+                                  "beta1", "momentum_decay")
+        mu_next = self.per_step_floats(
+            lambda t, b1, md: b1 * (1.0 - 0.5 * (0.96 ** ((t + 1) * md))), "beta1",
+            "momentum_decay")
         self.mu_product.mul_(mu.to(self.mu_product.dtype))
         mu_product = self.mu_product.double()
-        lr = self.hp["lr"]
+        lr = self.per_bee["lr"]
         c_grad = -lr * (1.0 - mu) / (1.0 - mu_product)
         c_avg = (-lr * mu_next) / (1.0 - mu_product * mu_next)
         return bc2, c_grad.to(self.dtype), c_avg.to(self.dtype)
