@@ -79,7 +79,8 @@ def test_hive_animation_shows_every_recorded_epoch_then_holds_the_last(tiny_run)
     held = np.abs(frames[9:].astype(int) - frames[8]).mean(axis=(1, 2, 3))
     assert held.max() < moved.min() / 3, (held, moved)  # the end stays (up to H.264 noise)
     # video frame i is the scene drawn at recorded frame i, not its neighbour
-    src = video.FrameSource(("hive", str(run_dir), {**DEFAULTS, **SMALL, "fps": 12}, 0))
+    src = video.FrameSource(
+        video.SceneRef("hive", str(run_dir), {**DEFAULTS, **SMALL, "fps": 12}, 0))
     drawn = np.stack([np.array(src.frame(i))[..., :3] for i in range(9)]).astype(np.int16)
     dist = np.abs(frames[:9, None].astype(np.int16) - drawn[None]).mean(axis=(2, 3, 4))
     assert (dist.argmin(axis=1) == np.arange(9)).all(), dist
@@ -93,7 +94,7 @@ def test_each_hive_frame_draws_the_predictions_of_its_own_epoch(tiny_run):
     run = results.load(run_dir)
     cfg = {**DEFAULTS, **SMALL}
     page = data.pages(run, scenes.aspect(cfg))[0]
-    src = video.FrameSource(("hive", str(run_dir), cfg, 0))
+    src = video.FrameSource(video.SceneRef("hive", str(run_dir), cfg, 0))
     axes, drawn_gone = src.scene.fig.axes, 0
     for k in [3, 0, 5, 5, 1, 4, 2]:
         src.frame(k)

@@ -156,8 +156,8 @@ def _draw(what: str, run: results.Run, cfg: dict, fig_dir: Path):
     tl = timeline(run, cfg)
     for p, page in enumerate(data.pages(run, scenes.aspect(cfg))):
         path = fig_dir / f"{what}{page.name}.{cfg['format']}"
-        spec = (ANIMATIONS[what], str(run.path), cfg, p)
-        yield video.write_video(spec, tl, path, cfg["format"], cfg["workers"])
+        ref = video.SceneRef(ANIMATIONS[what], str(run.path), cfg, p)
+        yield video.write_video(ref, tl, path, cfg["format"], cfg["workers"])
 
 
 def save_png(fig, path: Path) -> Path:

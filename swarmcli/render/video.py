@@ -29,6 +29,7 @@ import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import NamedTuple
 
 import imageio_ffmpeg
 import matplotlib
@@ -87,11 +88,20 @@ def timeline(n: int, fps: float, min_seconds: float, max_seconds: float,
     return Timeline(frames, rate)
 
 
+class SceneRef(NamedTuple):
+    """Which scene to draw, as plain data a worker process can rebuild it from."""
+
+    scene: str  # a name in scenes.SCENES
+    run_dir: str
+    cfg: dict  # the render config
+    page: int
+
+
 class FrameSource:
     """A scene drawn once, its background kept; `frame(i)` is frame i's RGBA bytes."""
 
-    def __init__(self, spec: tuple):
-        name, run_dir, cfg, page = spec
+    def __init__(self, ref: SceneRef):
+        name, run_dir, cfg, page = ref
         with matplotlib.rc_context(style.RC):
             self.scene = scenes.SCENES[name](load(run_dir), cfg, page, animated=True)
             canvas = self.scene.fig.canvas
@@ -181,11 +191,11 @@ def _worker_init(stop, done) -> None:
     _stop, _done = stop, done
 
 
-def write_segment(spec: tuple, frames: list[int], path: str, fps: float, fmt: str,
+def write_segment(ref: SceneRef, frames: list[int], path: str, fps: float, fmt: str,
                   palette: str | None = None, src: FrameSource | None = None,
                   progress=None) -> str:
     """Render `frames` of a scene into one video file; stops early (Stopped) when told to."""
-    src = src or FrameSource(spec)
+    src = src or FrameSource(ref)
     if _stop is not None and _stop.is_set():
         raise Stopped
     enc = Encoder(path, src.size, fps, fmt, palette)
@@ -257,7 +267,7 @@ def progress_bar(total: int, name: str):
                 disable=not sys.stderr.isatty())
 
 
-def write_video(spec: tuple, tl: Timeline, path: Path, fmt: str,
+def write_video(ref: SceneRef, tl: Timeline, path: Path, fmt: str,
                 workers: int | None = None) -> Path:
     """Render a scene's timeline to `path` in `workers` processes. Written in a temporary
     directory beside `path` and renamed when whole; an interrupt leaves nothing behind."""
@@ -269,19 +279,19 @@ def write_video(spec: tuple, tl: Timeline, path: Path, fmt: str,
         os.mkdir(tmp)
         with progress_bar(len(tl.frames), path.name) as bar:
             if n == 1:
-                src = FrameSource(spec)
+                src = FrameSource(ref)
                 palette = (make_palette(src, tl.frames, os.path.join(tmp, "palette.png"))
                            if fmt == "gif" else None)
-                write_segment(spec, tl.frames, out, tl.fps, fmt, palette, src, bar)
+                write_segment(ref, tl.frames, out, tl.fps, fmt, palette, src, bar)
             else:
-                _parallel(spec, tl, tmp, out, fmt, n, bar)
+                _parallel(ref, tl, tmp, out, fmt, n, bar)
         os.replace(out, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
-def _parallel(spec, tl: Timeline, tmp: str, out: str, fmt: str, n: int, bar) -> None:
+def _parallel(ref, tl: Timeline, tmp: str, out: str, fmt: str, n: int, bar) -> None:
     frames = tl.frames
     chunks = [frames[k * len(frames) // n:(k + 1) * len(frames) // n] for k in range(n)]
     parts = [os.path.join(tmp, f"part{k:03d}.{fmt}") for k in range(n)]
@@ -291,7 +301,7 @@ def _parallel(spec, tl: Timeline, tmp: str, out: str, fmt: str, n: int, bar) -> 
     pool = ctx.Pool(n, initializer=_worker_init, initargs=(stop, done))
     result = None
     try:
-        result = pool.starmap_async(write_segment, [(spec, ch, p, tl.fps, fmt)
+        result = pool.starmap_async(write_segment, [(ref, ch, p, tl.fps, fmt)
                                                     for ch, p in zip(chunks, parts)])
         while not result.ready():
             result.wait(0.2)
