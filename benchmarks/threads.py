@@ -1,7 +1,7 @@
 """When do more intra-op threads pay off? Epoch time of the engine (fused, eager, CPU) at 1 thread
 and at every core, over batch sizes work = bees x width x points x depth.
 
-`train.threads=auto` uses one thread below runner.THREADS_WORK and every usable core from there
+`train.threads=auto` uses one thread below plan.THREADS_WORK and every usable core from there
 on; this script is where that threshold comes from. Each size runs 1 thread and N threads in
 turns (--repeat times each, median), so a busy machine slows both alike.
 

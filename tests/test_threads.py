@@ -9,17 +9,17 @@ import pytest
 import torch
 from conftest import CLI_TINY, compose_config
 
-from swarmcli import cli, runner
+from swarmcli import cli, plan, runner
 
 
 def test_auto_is_one_thread_below_the_threshold_and_every_core_above(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(runner.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
-    assert runner.threads("auto", runner.THREADS_WORK / 10) == 1
-    assert runner.threads("auto", runner.THREADS_WORK) == 4
+    monkeypatch.setattr(plan.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert plan.threads("auto", plan.THREADS_WORK / 10) == 1
+    assert plan.threads("auto", plan.THREADS_WORK) == 4
     monkeypatch.setenv("OMP_NUM_THREADS", "2")  # a SLURM job's cpus_per_task caps it
-    assert runner.threads("auto", runner.THREADS_WORK) == 2
-    assert runner.threads(3, 1.0) == 3
+    assert plan.threads("auto", plan.THREADS_WORK) == 2
+    assert plan.threads(3, 1.0) == 3
 
 
 @pytest.mark.parametrize("setting, expect", [("auto", 1), (2, 2)])
@@ -44,5 +44,5 @@ def test_bad_threads_is_one_line(value, shown, tmp_path, capsys, monkeypatch):
         cli.main(["run", *CLI_TINY, f"train.threads={value}"])
     assert stop.value.code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        f"swarm: error: train.threads={shown} must be auto or an integer >= 1"]
+        f"swarm: error: train.threads={shown} must be an integer >= 1 (or auto)"]
     assert list(tmp_path.iterdir()) == []
