@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 
-from swarmcli import grid, optim, schedules, targets
+from swarmcli import config, grid, optim, schedules, targets
 from swarmcli.engine import parts
 from swarmcli.engine.loop import GroupResult
 
@@ -36,7 +36,6 @@ def cell_group(cells: list[grid.Cell]) -> parts.CellGroup:
     c0 = cells[0].cfg
     t, m, o, tr = c0.target, c0.model, c0.optim, c0.train
     x, y, val = targets.training_data(t)
-    schedule = {k: v for k, v in vars(c0.schedule).items() if k != "name"}
     group = parts.CellGroup(
         network=parts.Network(
             depth=m.depth, widths=tuple(c.cfg.model.width for c in cells),
@@ -49,13 +48,14 @@ def cell_group(cells: list[grid.Cell]) -> parts.CellGroup:
             name=o.name, hyper=optim.hyper_parameters(o.name, [c.cfg.optim for c in cells]),
             flags=optim.flags(o.name, o),
             schedule=parts.Schedule(c0.schedule.name, schedules.resolve(
-                c0.schedule.name, schedule, tr.epochs))),
+                c0.schedule.name, config.schedule_params(c0), tr.epochs))),
         bees=tr.bees, epochs=tr.epochs, seed=tr.seed,
         loss=parts.Loss(tr.loss, tr.huber_delta, tr.l1, tr.l2),
         stopping=parts.Stopping(tr.patience, tr.min_delta),
         recording=parts.Recording(tuple(tr.record), tuple(frames(tr.epochs, tr.stride))),
         runtime=parts.Runtime(device=tr.device, dtype=tr.dtype))
-    return _with_compile(group, tr.compile)
+    compile_on = use_compile(tr.compile, work(group) * group.epochs)
+    return replace(group, runtime=replace(group.runtime, compile=compile_on))
 
 
 def work(group: parts.CellGroup) -> float:
@@ -66,11 +66,6 @@ def work(group: parts.CellGroup) -> float:
 
 def use_compile(setting: str, work: float) -> bool:
     return setting == "on" or (setting == "auto" and work >= COMPILE_WORK)
-
-
-def _with_compile(group: parts.CellGroup, setting: str) -> parts.CellGroup:
-    on = use_compile(setting, work(group) * group.epochs)
-    return replace(group, runtime=replace(group.runtime, compile=on))
 
 
 def threads(setting, work: float) -> int:

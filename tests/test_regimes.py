@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from groups import make_group
 from reference import train_one_bee
 
 from swarmcli import nn, schedules
@@ -21,21 +22,14 @@ SGD = dict(lr=0.01, momentum=0.9, dampening=0.0, weight_decay=0.0)
 ADAM = dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0)
 
 
-def group(optimizer="sgd", *, widths=(WIDTH,), epochs=EPOCHS, frames=None, hyper=None,
-          flags=None, dtype="float64", record=("ypred",), y=Y, network=None, data=None,
-          loss=None, stopping=None, schedule=None):
-    """One tanh cell of BEES bees (or one per width); `network`/`data` add fields to those
-    parts."""
+def group(optimizer="sgd", *, widths=(WIDTH,), epochs=EPOCHS, frames=None, hyper=None, y=Y,
+          **parts_and_fields):
+    """One tanh cell of BEES bees (or one per width), float64; the rest as tests/groups.py."""
     hyper = hyper or {k: [v] for k, v in (SGD if optimizer == "sgd" else ADAM).items()}
-    return parts.CellGroup(
-        network=parts.Network(DEPTH, tuple(widths), ("tanh",) * len(widths), **(network or {})),
-        data=parts.Data(X, y, **(data or {})),
-        optimizer=parts.Optimizer(optimizer, hyper, flags or {}, schedule or parts.Schedule()),
-        bees=BEES, epochs=epochs, seed=5, loss=loss or parts.Loss(),
-        stopping=stopping or parts.Stopping(),
-        recording=parts.Recording(tuple(record), tuple(frames if frames is not None
-                                                       else range(epochs + 1))),
-        runtime=parts.Runtime(dtype=dtype))
+    return make_group(depth=DEPTH, widths=widths, activation="tanh", optimizer=optimizer,
+                      hyper=hyper, x=X, y=y, epochs=epochs, seed=5, bees=BEES, dtype="float64",
+                      frames=range(epochs + 1) if frames is None else frames,
+                      **parts_and_fields)
 
 
 def reference(g: parts.CellGroup, bee: int, **kw):
