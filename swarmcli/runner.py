@@ -97,6 +97,7 @@ def run(cfg, run_dir, *, out=sys.stdout) -> RunSummary:
                         finals[cell.index] = arrays["loss"][:, -1].copy()
                         writer.save_cell(cell.index, arrays, {"diverged": n_div})
                         rows += results.summary_rows(axis_names, cell.labels, cell.index, arrays)
+                    writer.save_manifest()
                     del res, arrays  # the next group's recordings take their place (memory.py)
             table = stats.compare_cells([finals[c.index] for c in cells],
                                         seed=cells[0].cfg.train.seed)

@@ -350,7 +350,9 @@ def test_a_cell_is_marked_saved_only_once_its_arrays_are_written(manifest_writes
                 want = cell_files(final, c["index"])
                 assert len(want) >= 8 and want <= on_disk, (c["index"], want - on_disk)
     assert sorted(saved_at) == [0, 1, 2]
-    assert len(set(saved_at.values())) == 3  # a write of swarm.json per cell, as it is saved
+    # one group of three cells: one write of swarm.json claims them, before the one that says
+    # complete (a write per cell made a 100-cell group rewrite it 100 times)
+    assert len(set(saved_at.values())) == 1 and max(saved_at.values()) < len(seen) - 1
 
 
 def test_sigterm_stops_like_ctrl_c_and_the_report_ignores_both():

@@ -161,7 +161,7 @@ class RunWriter:
 
     def set_state(self, state: str) -> None:
         self.manifest["state"] = state
-        save_json(self.dir / MANIFEST, self.manifest)
+        self.save_manifest()
 
     def stop(self, state: str, rows: list[dict]) -> None:
         """Record how the run ended (interrupted, failed) as far as the disk still allows: a
@@ -189,6 +189,11 @@ class RunWriter:
         for name, a in arrays.items():
             save_array(d / f"{name}.npy", a)
         self.manifest["cells"][index].update(info, saved=True)
+
+    def save_manifest(self) -> None:
+        """swarm.json as it stands: once per group of cells, not per cell (a 100-cell group
+        rewrote it 100 times). A kill between the two leaves cells on disk that swarm.json does
+        not yet claim: less than is there, never more."""
         save_json(self.dir / MANIFEST, self.manifest)
 
     def save_summary(self, rows: list[dict]) -> None:
