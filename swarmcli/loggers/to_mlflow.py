@@ -21,6 +21,7 @@ def tracking_uri(settings) -> str:
     if settings.tracking_uri:
         return str(settings.tracking_uri)
     return os.environ.get("MLFLOW_TRACKING_URI") or Path("mlruns").resolve().as_uri()
+    # (MLflow 3's own default, sqlite:///mlflow.db, needs SQLAlchemy, which mlflow-skinny lacks)
 
 
 class MlflowLogger:
@@ -29,6 +30,10 @@ class MlflowLogger:
         from mlflow.tracking import MlflowClient
 
         self.uri = tracking_uri(settings)
+        if self.uri.startswith("file:") or "://" not in self.uri:
+            # MLflow 3 refuses its file store (in "maintenance mode") unless opted in; a local
+            # folder is what a cluster job or a laptop has, and it needs no database packages.
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         self.client = MlflowClient(tracking_uri=self.uri)
         name = settings.experiment_name or info.sweep
         exp = self.client.get_experiment_by_name(name)
