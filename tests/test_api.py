@@ -135,3 +135,12 @@ def test_figures_and_notebook_face(small):
     png = page.split("data:image/png;base64,", 1)[1].split('"', 1)[0]
     assert base64.b64decode(png) == run.figures["hive_epoch0004"].read_bytes()
     assert run.config["train"]["bees"] == 3
+
+
+def test_import_swarmcli_and_its_run_load_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, swarmcli; swarmcli.run; swarmcli.load; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr

@@ -15,7 +15,9 @@ import yaml
 from conftest import swarm
 
 import swarmcli
-from swarmcli import cli, loggers
+from swarmcli import cli, config, loggers
+from swarmcli.errors import SwarmError
+from swarmcli.loggers import base
 
 # 2 cells x 3 bees, 4 epochs recorded at 0, 2, 4; a held-out split; small stills.
 OVERRIDES = {"+sweep.grid.model.width": [1, 3], "train": {"bees": 3, "epochs": 4, "stride": 2},
@@ -229,3 +231,19 @@ def test_a_multirun_s_jobs_are_runs_of_one_group(tmp_path):
     assert sorted(r.data.tags["swarm.job"] for r in runs) == ["0", "1"]
     assert {r.data.tags["swarm.group"] for r in runs} == {group}
     assert sorted(r.data.params["optim.lr"] for r in runs) == ["0.01", "0.1"]
+
+
+def test_diverged_bees_are_left_out_of_the_swarm_statistics():
+    loss = np.array([[1.0, 2.0, np.inf], [3.0, np.nan, np.inf], [5.0, 4.0, np.inf]])
+    s = base.swarm_stats(loss, [0, 1, 2])
+    np.testing.assert_allclose(s["median"][:2], [3.0, 3.0])  # epoch 1: bees 0 and 2 only
+    np.testing.assert_allclose(s["q25"][:2], [2.0, 2.5])
+    assert np.isnan(s["median"][2]) and np.isnan(s["q75"][2])  # every bee diverged: no value
+
+
+def test_bad_tracker_settings_are_refused_like_any_key():
+    cfg = config.compose(["logger=wandb", "logger.wandb.mode=bogus"])
+    with pytest.raises(SwarmError, match="logger.wandb.mode='bogus' is not one of: online, "
+                                          "offline, disabled"):
+        config.validate(config.to_schema(cfg))
+    assert loggers.chosen(config.compose(["logger=many"])) == ["csv", "tensorboard"]

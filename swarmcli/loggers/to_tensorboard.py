@@ -19,8 +19,10 @@ class TensorBoardLogger:
         if settings.save_dir:  # a shared folder: one sub-folder per run, grouped by sweep
             group = (info.group or info.sweep).replace(" ", "_")
             self.dir = Path(settings.save_dir) / group / info.run_dir.name
-        else:
+        else:  # the run's own: events of a run it replaces (overwrite=true) would mix in
             self.dir = info.run_dir / "tensorboard"
+            for old in self.dir.glob("events.out.tfevents.*"):
+                old.unlink()
         self.writer = SummaryWriter(log_dir=str(self.dir))
         self.params = {k: v if isinstance(v, (int, float, str, bool)) else str(v)
                        for k, v in base.flat_params(cfg).items()}

@@ -26,7 +26,7 @@ class WandbLogger:
             dir=save_dir, name=settings.name or info.name, group=info.group,
             job_type="multirun-job" if info.group else "run", tags=list(settings.tags) or None,
             config=OmegaConf.to_container(cfg, resolve=True), reinit="create_new",
-            settings=wandb.Settings(console="off", quiet=True))
+            settings=wandb.Settings(console="off", silent=True))  # swarm says where
         self.run.define_metric("epoch")
         for series in base.SERIES:
             self.run.define_metric(f"{series}/*", step_metric="epoch")
