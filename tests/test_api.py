@@ -77,8 +77,11 @@ def test_no_hydra_state_is_left_and_hydra_works_after(small, tmp_path, monkeypat
     with initialize_config_module(config_module="swarmcli.configs", version_base="1.3"):
         assert compose(config_name="config", overrides=["train.bees=7"]).train.bees == 7
     monkeypatch.chdir(tmp_path)  # a second run, into Hydra's default outputs/DATE/TIME
-    again = swarmcli.run(["train.epochs=2", "train.bees=2", "render.what=[none]"], quiet=True)
+    again = swarmcli.run(["train.epochs=2", "train.bees=2", "render.what=[none]",
+                          "train.record=[]"], quiet=True)
     assert again.cell().loss.shape == (2, 3)
+    with pytest.raises(ValueError, match="recorded no predictions"):
+        again.predictions()
     assert (tmp_path / again.path).parent.parent == tmp_path / "outputs"
 
 

@@ -94,6 +94,9 @@ def ypred_frame(run, epochs=None, cells=None):
     `cells`: cell indices (default all)."""
     import pandas as pd
 
+    if "ypred" not in run.manifest["record"]:
+        raise ValueError(f"{run.path} recorded no predictions (train.record="
+                         f"{run.manifest['record']}); rerun with train.record=[ypred]")
     frames = run.frames
     if epochs is None:
         pick = np.arange(len(frames))
