@@ -212,25 +212,31 @@ def test_a_missing_tracker_package_stops_before_training(tmp_path, capsys, monke
 
 
 @slow
-def test_a_multirun_s_jobs_are_runs_of_one_group(tmp_path):
+def test_a_multirun_s_jobs_are_runs_of_one_group_and_a_failed_job_says_so(tmp_path,
+                                                                         monkeypatch):
+    """Job 0 trains; job 1's lr is refused inside the job: both are runs of one group, and
+    the tracker closes job 1's run as FAILED."""
     d = tmp_path / "multi"
-    p = swarm("run", "-m", "optim.lr=0.01,0.1", "train.epochs=2", "train.bees=2",
+    p = swarm("run", "-m", "optim.lr=0.01,-1", "train.epochs=2", "train.bees=2",
               "progress=false", "render.what=[none]", "logger=[csv,mlflow]",
               f"logger.mlflow.tracking_uri={(tmp_path / 'mlruns').as_uri()}",
               f"hydra.sweep.dir={d}")
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 2 and "optim.lr=-1" in p.stderr
     group = f"single {d.parent.name}/{d.name}"
-    for job in (0, 1):
-        with open(d / str(job) / "csv" / "metrics.csv", newline="") as f:
-            row = next(csv.DictReader(f))
-        assert row["group"] == group and row["run"].startswith(f"job {job}: optim.lr=")
+    with open(d / "0" / "csv" / "metrics.csv", newline="") as f:
+        row = next(csv.DictReader(f))
+    assert row["group"] == group and row["run"].startswith("job 0: optim.lr=0.01")
     from mlflow.tracking import MlflowClient
 
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 reads a file store so
     client = MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri())
     runs = client.search_runs([client.get_experiment_by_name("single").experiment_id])
-    assert sorted(r.data.tags["swarm.job"] for r in runs) == ["0", "1"]
+    by_job = {r.data.tags["swarm.job"]: r for r in runs}
+    assert sorted(by_job) == ["0", "1"]
     assert {r.data.tags["swarm.group"] for r in runs} == {group}
-    assert sorted(r.data.params["optim.lr"] for r in runs) == ["0.01", "0.1"]
+    assert by_job["0"].info.status == "FINISHED" and by_job["1"].info.status == "FAILED"
+    assert by_job["1"].data.params["optim.lr"] == "-1.0"
+    assert len(by_job["0"].data.metrics) == 3 + 1  # loss median, q25, q75; objective
 
 
 def test_diverged_bees_are_left_out_of_the_swarm_statistics():
