@@ -21,22 +21,28 @@ from swarmcli.errors import SwarmError
 _PLAIN = re.compile(r"^[A-Za-z_][\w.\-]*$")
 
 
-def run(overrides=None, run_dir=None, *, quiet: bool = False):
+def run(overrides=None, run_dir=None, *, config_dir=None, quiet: bool = False):
     """Train a hive as `swarm run OVERRIDES` does and return its `Run` (swarmcli.load).
 
     `overrides`: a list of Hydra override strings (`["+sweep=width_activation",
     "train.bees=20"]`) or a dict (`{"+sweep": "width_activation", "train": {"bees": 20}}`,
     nested dicts flattened to dotted keys). `run_dir`: where results go; default Hydra's
-    outputs/DATE/TIME, as on the command line. `quiet=True` prints nothing (the table and the
-    timings still go to RUN_DIR/swarm.log). Bad input raises SwarmError before anything is
-    written."""
+    outputs/DATE/TIME, as on the command line. `config_dir`: a folder of your own configs laid
+    out like configs/ (the CLI's --config-dir), e.g. DIR/sweep/mine.yaml for +sweep=mine.
+    `quiet=True` prints nothing (the table and the timings still go to RUN_DIR/swarm.log).
+    Bad input raises SwarmError before anything is written."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf, open_dict
 
     from swarmcli import joblog, lock, loggers, preflight, results, runner
 
     args = to_overrides(overrides)
-    cfg = _compose(args)
+    search = []
+    if config_dir is not None:
+        if not Path(config_dir).is_dir():
+            raise SwarmError(f"config_dir={str(config_dir)!r} is not a folder")
+        search = [f"hydra.searchpath=[{_value(Path(config_dir).resolve().as_uri())}]"]
+    cfg = _compose(args + search)
     hydra_cfg = HydraConfig.instance()
     saved_hydra = hydra_cfg.cfg
     try:

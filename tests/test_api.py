@@ -76,10 +76,15 @@ def test_no_hydra_state_is_left_and_hydra_works_after(small, tmp_path, monkeypat
     assert logging.getLogger().handlers == handlers  # swarm.log's handler is gone again
     with initialize_config_module(config_module="swarmcli.configs", version_base="1.3"):
         assert compose(config_name="config", overrides=["train.bees=7"]).train.bees == 7
-    monkeypatch.chdir(tmp_path)  # a second run, into Hydra's default outputs/DATE/TIME
-    again = swarmcli.run(["train.epochs=2", "train.bees=2", "render.what=[none]",
-                          "train.record=[]"], quiet=True)
-    assert again.cell().loss.shape == (2, 3)
+    # a second run: into Hydra's default outputs/DATE/TIME, with a sweep of the user's own
+    (tmp_path / "mine" / "sweep").mkdir(parents=True)
+    (tmp_path / "mine" / "sweep" / "mine.yaml").write_text(
+        "# @package _global_\nsweep: {name: mine, grid: {model: {width: [2, 4]}}}\n")
+    monkeypatch.chdir(tmp_path)
+    again = swarmcli.run(["+sweep=mine", "train.epochs=2", "train.bees=2", "render.what=[none]",
+                          "train.record=[]"], config_dir=tmp_path / "mine", quiet=True)
+    assert [c.values["model.width"] for c in again.cells] == [2, 4]
+    assert again.cell(width=4).loss.shape == (2, 3)
     with pytest.raises(ValueError, match="recorded no predictions"):
         again.predictions()
     assert (tmp_path / again.path).parent.parent == tmp_path / "outputs"
