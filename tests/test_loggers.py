@@ -106,7 +106,14 @@ def test_tensorboard_event_files_read_back_with_its_own_reader(logged):
     assert {"config/text_summary", "summary/text_summary"} <= set(tags["tensors"])
     summary = ea.Tensors("summary/text_summary")[0].tensor_proto.string_val[0].decode()
     assert summary.startswith("| cell | model.width | bees |") and summary.count("\n") == 3
-    assert "hparams" in ea.PluginTagToContent("hparams") or ea.PluginTagToContent("hparams")
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    hp = {tag: plugin_data_pb2.HParamsPluginData.FromString(content)
+          for tag, content in ea.PluginTagToContent("hparams").items()}
+    start = hp["_hparams_/session_start_info"].session_start_info.hparams
+    assert start["train.bees"].number_value == 3 and start["optim.name"].string_value == "sgd"
+    metrics = hp["_hparams_/experiment"].experiment.metric_infos
+    assert [m.name.tag for m in metrics] == ["objective"]
     objective = ea.Scalars("objective")[0].value
     finals = np.concatenate([np.asarray(c.loss[:, -1]) for c in run.cells])
     assert objective == pytest.approx(np.median(finals), rel=1e-6)
