@@ -24,9 +24,7 @@ PACKAGES = {"csv": None, "tensorboard": ("tensorboard", "tensorboard"),
 
 def chosen(cfg) -> list[str]:
     """The trackers `cfg.logger` turns on, in PACKAGES' order."""
-    section = cfg.logger
-    return [n for n in PACKAGES if section.get(n) is not None] if hasattr(section, "get") \
-        else [n for n in PACKAGES if getattr(section, n, None) is not None]
+    return [n for n in PACKAGES if getattr(cfg.logger, n, None) is not None]
 
 
 def check(cfg) -> None:
@@ -53,7 +51,7 @@ def _open(name: str, settings, info: base.JobInfo, cfg):
 class Trackers:
     """Every open tracker of one job: what the runner and the session call."""
 
-    def __init__(self, cfg, run_dir, loggers: list):
+    def __init__(self, cfg, loggers: list):
         from swarmcli.plan import frames
 
         self.loggers = loggers
@@ -97,27 +95,27 @@ def session(cfg, run_dir, *, out=sys.stdout):
         yield None
         return
     check(cfg)
-    from omegaconf import OmegaConf
-
     from swarmcli import stops
 
     info = base.job_info(cfg, run_dir)
     opened = []
     try:
         for name in names:
-            settings = OmegaConf.select(cfg, f"logger.{name}") if not isinstance(cfg, dict) \
-                else cfg["logger"][name]
-            opened.append(_open(name, settings, info, cfg))
+            opened.append(_open(name, getattr(cfg.logger, name), info, cfg))
     except BaseException:
-        Trackers(cfg, run_dir, opened).close("failed")
+        Trackers(cfg, opened).close("failed")
         raise
-    trackers = Trackers(cfg, run_dir, opened)
+    trackers = Trackers(cfg, opened)
     try:
         yield trackers
     except BaseException as e:
         trackers.close("killed" if stops.interrupted_by(e) else "failed")
         raise
-    trackers.finish(run_dir)
+    try:
+        trackers.finish(run_dir)
+    except BaseException as e:  # a tracker that fails at the end leaves no run open
+        trackers.close("killed" if stops.interrupted_by(e) else "failed")
+        raise
     for lg in opened:
         where = lg.where()
         if where:
