@@ -154,7 +154,8 @@ def to_html(run) -> str:
         head += f"<p><i>{html.escape(lesson)}</i></p>"
     table = ""
     if (run.path / "summary.csv").exists():
-        table = summary_frame(run).to_html(float_format=lambda v: f"{v:.3g}", border=0)
+        table = summary_frame(run).to_html(float_format=lambda v: f"{v:.3g}", border=0,
+                                           na_rep="")  # p_vs_best of the best cell itself
     img = ""
     hive = final_hive(run)
     if hive is not None:
