@@ -114,6 +114,14 @@ def test_tensorboard_event_files_read_back_with_its_own_reader(logged):
     assert start["train.bees"].number_value == 3 and start["optim.name"].string_value == "sgd"
     metrics = hp["_hparams_/experiment"].experiment.metric_infos
     assert [m.name.tag for m in metrics] == ["objective"]
+    from tensorboard.plugins.custom_scalar import layout_pb2
+
+    layout = layout_pb2.Layout.FromString(
+        ea.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0])
+    assert [c.title for c in layout.category] == ["swarm loss", "swarm val_loss"]
+    band = layout.category[1].chart[1].margin.series[0]  # width 3, held-out loss
+    assert (band.value, band.lower, band.upper) == (
+        "val_loss/median/width:3", "val_loss/q25/width:3", "val_loss/q75/width:3")
     objective = ea.Scalars("objective")[0].value
     finals = np.concatenate([np.asarray(c.loss[:, -1]) for c in run.cells])
     assert objective == pytest.approx(np.median(finals), rel=1e-6)

@@ -1,7 +1,8 @@
 """`logger=tensorboard`: event files through torch's SummaryWriter (the `tensorboard` package
 writes them): the swarm statistics as scalars (`loss/median/width:3 activation:relu`), the config
 as text and as HPARAMS (with the run's objective, so a multirun's jobs compare in one table),
-every still figure as an image and the per-cell summary as a Markdown table."""
+every still figure as an image and the per-cell summary as a Markdown table; the CUSTOM SCALARS
+tab draws each cell's median inside its inter-quartile band."""
 
 from __future__ import annotations
 
@@ -27,8 +28,13 @@ class TensorBoardLogger:
         self.params = {k: v if isinstance(v, (int, float, str, bool)) else str(v)
                        for k, v in base.flat_params(cfg).items()}
         self.writer.add_text("config", "```\n" + OmegaConf.to_yaml(cfg, resolve=True) + "```")
+        self.bands: dict[str, dict] = {}
 
     def log_cell(self, name: str, labels: dict, epochs: list[int], series: dict) -> None:
+        for kind in base.SERIES:  # the band chart: median between the quartiles
+            if f"{kind}/median" in series:
+                self.bands.setdefault(kind, {})[name] = [
+                    "Margin", [f"{kind}/{s}/{name}" for s in ("median", "q25", "q75")]]
         for key, values in series.items():
             for e, v in zip(epochs, values):
                 if not math.isnan(v):
@@ -39,6 +45,8 @@ class TensorBoardLogger:
 
         w = self.writer
         w.add_text("summary", base.markdown(columns, rows))
+        if self.bands:  # CUSTOM SCALARS tab: each cell's median inside its inter-quartile band
+            w.add_custom_scalars({f"swarm {kind}": charts for kind, charts in self.bands.items()})
         if objective is not None and math.isfinite(objective):
             for s in hparams(self.params, {"objective": objective}):
                 w.file_writer.add_summary(s)
