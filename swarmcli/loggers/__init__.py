@@ -101,7 +101,12 @@ def session(cfg, run_dir, *, out=sys.stdout):
     opened = []
     try:
         for name in names:
-            opened.append(_open(name, getattr(cfg.logger, name), info, cfg))
+            try:
+                opened.append(_open(name, getattr(cfg.logger, name), info, cfg))
+            except Exception as e:  # e.g. W&B online without a login: one line, exit 2
+                text = str(e).strip().splitlines()
+                raise SwarmError(f"logger={name} could not start: "
+                                 f"{text[0] if text else type(e).__name__}") from e
     except BaseException:
         Trackers(cfg, opened).close("failed")
         raise
