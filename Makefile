@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 $(BIN)/swarm: pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[test,cluster,optuna,parquet]"
+	$(BIN)/pip install -q -e ".[test,cluster,optuna,parquet,tensorboard,mlflow,wandb]"
 	touch $@
 
 run: $(BIN)/swarm

@@ -49,6 +49,8 @@ LOSSES = ("mse", "mae", "huber")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
 COMPILE = ("auto", "on", "off")
+LOGGERS = ("csv", "tensorboard", "mlflow", "wandb")  # logger=NAME: configs/logger/
+WANDB_MODES = ("online", "offline", "disabled")
 RECORDABLE = ("ypred", "weights", "biases")
 
 # Figures and formats of `render` (swarmcli.render draws each; a test keeps the names equal), here

@@ -45,7 +45,7 @@ commands:
 @hydra.main(version_base="1.3", config_path="pkg://swarmcli.configs", config_name="config")
 def hydra_run(cfg: DictConfig) -> float:
     """One Hydra job: train, save, render; return the swarm's median final loss (for sweepers)."""
-    from swarmcli import preflight, runner  # torch: only a job that trains pays for it
+    from swarmcli import loggers, preflight, runner  # torch: only a job that trains pays
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
@@ -54,8 +54,9 @@ def hydra_run(cfg: DictConfig) -> float:
     logging.captureWarnings(True)  # warnings into swarm.log too
     try:
         preflight.check_render(cfg)  # a multirun job has had no pre-flight
-        summary = runner.run(cfg, run_dir, out=out)
-        _render_after_run(cfg, run_dir, out)
+        with loggers.session(cfg, run_dir, out=out) as tracker:  # logger=...: trackers
+            summary = runner.run(cfg, run_dir, out=out, tracker=tracker)
+            _render_after_run(cfg, run_dir, out)
         print(f"run dir: {run_dir}", file=out)
     except BaseException as e:
         if stops.interrupted_by(e):

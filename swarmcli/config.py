@@ -162,6 +162,57 @@ class ObjectiveConfig:
 
 
 @dataclass
+class CsvLoggerConfig:
+    """Per cell and recorded epoch, the swarm's median and quartiles of loss, as one CSV."""
+
+    save_dir: str | None = None  # default: RUN_DIR/csv
+
+
+@dataclass
+class TensorBoardLoggerConfig:
+    """Event files TensorBoard reads: the swarm statistics, the config, the still figures."""
+
+    save_dir: str | None = None  # default: RUN_DIR/tensorboard; a shared folder gets
+    # SWEEP/GROUP/JOB sub-folders, so `tensorboard --logdir` shows many runs side by side
+
+
+@dataclass
+class MlflowLoggerConfig:
+    """An MLflow run per swarm run: statistics as metrics, the config as params, files as
+    artifacts."""
+
+    tracking_uri: str | None = None  # default: $MLFLOW_TRACKING_URI, else file:./mlruns
+    experiment_name: str | None = None  # default: the sweep's name
+    run_name: str | None = None  # default: the sweep's name (a multirun: job N and overrides)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class WandbLoggerConfig:
+    """A W&B run per swarm run (a multirun's jobs share a group); offline with
+    WANDB_MODE=offline or logger.wandb.mode=offline."""
+
+    project: str = "swarm"
+    entity: str | None = None
+    mode: str | None = None  # online | offline | disabled; default: $WANDB_MODE, else online
+    save_dir: str | None = None  # where wandb/ goes; default: RUN_DIR
+    name: str | None = None  # default: as mlflow's run_name
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LoggerConfig:
+    """Experiment trackers (`logger=csv`, `logger=[tensorboard,wandb]`): each one set here is
+    sent, per cell and recorded epoch, the median and inter-quartile range of the training and
+    held-out loss (never one series per bee), the config, the figures and the summary table."""
+
+    csv: CsvLoggerConfig | None = None
+    tensorboard: TensorBoardLoggerConfig | None = None
+    mlflow: MlflowLoggerConfig | None = None
+    wandb: WandbLoggerConfig | None = None
+
+
+@dataclass
 class SwarmConfig:
     target: TargetConfig = field(default_factory=TargetConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -171,6 +222,7 @@ class SwarmConfig:
     sweep: SweepConfig = field(default_factory=SweepConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
     progress: bool = True  # progress bar (only ever shown on a terminal)
     overwrite: bool = False  # replace a finished run already in hydra.run.dir
 
@@ -263,6 +315,8 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
         check_choice("train.record", f, choices.RECORDABLE)
 
     check_objective(cfg.objective.stat, cfg.objective.q, cfg.objective.threshold)
+    if cfg.logger.wandb is not None and cfg.logger.wandb.mode is not None:
+        check_choice("logger.wandb.mode", cfg.logger.wandb.mode, choices.WANDB_MODES)
     return cfg
 
 

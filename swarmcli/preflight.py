@@ -17,7 +17,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf, open_dict
 
-from swarmcli import lock, results, runner
+from swarmcli import lock, loggers, results, runner
 from swarmcli.errors import Refused, SwarmError
 
 
@@ -57,9 +57,10 @@ def check_render(cfg) -> None:
 
 def check(cfg) -> None:
     """Everything `swarm run` refuses before training: runner.prepare's config, sweep and memory
-    checks, and the render keys."""
+    checks, the render keys, and the trackers' packages."""
     runner.prepare(cfg)
     check_render(cfg)
+    loggers.check(cfg)
 
 
 class PreFlight(Callback):

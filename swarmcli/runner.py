@@ -55,12 +55,13 @@ def prepare(cfg):
     return axes, cells, groups, device
 
 
-def run(cfg, run_dir, *, out=sys.stdout) -> RunSummary:
+def run(cfg, run_dir, *, out=sys.stdout, tracker=None) -> RunSummary:
     """Train every cell of `cfg`'s sweep and write the run directory, holding it (lock.py).
 
     However the run ends, swarm.json says so: `complete` only after the last cell and the
     summary, `interrupted` after Ctrl-C or SIGTERM, `failed` after an error (a full disk
-    included, as far as the disk still takes the note)."""
+    included, as far as the disk still takes the note). `tracker` (loggers.session) is handed
+    each cell once it is saved."""
     from tqdm import tqdm
 
     start = time.perf_counter()
@@ -96,6 +97,8 @@ def run(cfg, run_dir, *, out=sys.stdout) -> RunSummary:
                         diverged += n_div
                         finals[cell.index] = arrays["loss"][:, -1].copy()
                         writer.save_cell(cell.index, arrays, {"diverged": n_div})
+                        if tracker is not None:
+                            tracker.cell(cell, arrays)
                         rows += results.summary_rows(axis_names, cell.labels, cell.index, arrays)
                     writer.save_manifest()
                     del res, arrays  # the next group's recordings take their place (memory.py)

@@ -116,20 +116,57 @@ class Run:
         return hits[0]
 
     def to_frame(self):
-        """Tidy pandas DataFrame: one row per (cell, bee, epoch) with the swept values."""
-        import pandas as pd
+        """Tidy pandas DataFrame: one row per (cell, bee, epoch) with the swarm's swept values,
+        `loss` and, with held-out points, `val_loss` (the same as `losses()`)."""
+        return self.losses()
 
-        parts = []
-        for c in self.cells:
-            loss = np.asarray(c.loss)
-            bees, epochs = loss.shape
-            df = pd.DataFrame({"cell": c.index, "bee": np.repeat(np.arange(bees), epochs),
-                               "epoch": np.tile(np.arange(epochs), bees),
-                               "loss": loss.reshape(-1)})
-            for k, v in reversed(c.labels.items()):
-                df.insert(1, k, c.values.get(k, v))  # a grid axis keeps its typed value
-            parts.append(df)
-        return pd.concat(parts, ignore_index=True)
+    # Tables for notebooks (pandas, imported on first use): results/tables.py builds them.
+    def losses(self):
+        """One row per (cell, bee, epoch): swept values, loss, val_loss (with held-out points)."""
+        from swarmcli.results import tables
+
+        return tables.loss_frame(self)
+
+    def predictions(self, epochs=None, cells=None):
+        """One row per (cell, bee, recorded epoch, point): swept values, epoch, x, kind
+        (train | val | grid), ypred; `epochs=[-1]` keeps the last frame only."""
+        from swarmcli.results import tables
+
+        return tables.ypred_frame(self, epochs=epochs, cells=cells)
+
+    @property
+    def summary(self):
+        """One row per cell: swept values, bees, diverged, median final loss with its 95% CI
+        and quartiles, held-out median (where recorded), p vs the best cell."""
+        from swarmcli.results import tables
+
+        return tables.summary_frame(self)
+
+    @property
+    def bees(self):
+        """summary.csv: one row per bee (final and best loss, divergence, cell statistics)."""
+        from swarmcli.results import tables
+
+        return tables.bees_frame(self)
+
+    @property
+    def figures(self) -> dict:
+        """Figure name -> path of every still and animation in RUN_DIR/figures."""
+        from swarmcli.results import tables
+
+        return tables.figure_paths(self)
+
+    @property
+    def config(self) -> dict:
+        """The run's resolved config (.hydra/config.yaml) as a plain dict."""
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(OmegaConf.load(self.path / ".hydra" / "config.yaml"))
+
+    def _repr_html_(self) -> str:
+        from swarmcli.results import tables
+
+        return tables.to_html(self)
 
     def __repr__(self):
         return (f"Run({str(self.path)!r}, state={self.state}, cells={len(self.cells)}, "
