@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -89,8 +90,8 @@ def _diverged_mask(cell, epochs: np.ndarray) -> np.ndarray:
 def _bands(loss: np.ndarray, keep: np.ndarray) -> dict:
     """Per kept epoch the 25/50/75 % quantiles over every bee (a diverged bee is left out)."""
     a = np.where(np.isfinite(loss[:, keep]), loss[:, keep], np.nan)
-    with np.errstate(all="ignore"), np.testing.suppress_warnings() as s:
-        s.filter(RuntimeWarning)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an epoch where every bee diverged
         q = np.nanquantile(a, [0.25, 0.5, 0.75], axis=0)
     return {"q25": sig(q[0]), "q50": sig(q[1]), "q75": sig(q[2])}
 

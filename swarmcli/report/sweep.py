@@ -25,7 +25,7 @@ def _groups(result, swept: list[str]) -> list[dict]:
     for (job, cell), rows in groups.items():
         final = np.array([r["final_loss"] if r["final_loss"] is not None and not r["diverged"]
                           else np.inf for r in rows], dtype=np.float64)
-        out.append({"job": job, "cell": cell, "values": [_plain(rows[0][k]) for k in swept],
+        out.append({"job": job, "cell": cell, "vals": [_plain(rows[0][k]) for k in swept],
                     "bees": len(rows), "median": float(np.median(final)),
                     "diverged": int(sum(bool(r["diverged"]) for r in rows)),
                     "dir": rows[0]["job_dir"]})

@@ -14,6 +14,19 @@ const Draw = (() => {
     }
     return out;
   }
+  // Ticks for a log axis: decades, thinned to at most n; 1-2-5 within a narrow range.
+  function logTicks(lo, hi, n) {
+    const a = Math.floor(Math.log10(lo)), b = Math.ceil(Math.log10(hi));
+    for (const mant of [[1], [1, 2, 5], [1, 2, 3, 4, 5, 6, 7, 8, 9]]) {
+      const out = [];
+      for (let e = a; e <= b; e++) for (const m of mant) { const v = m * Math.pow(10, e); if (v >= lo && v <= hi) out.push(v); }
+      if (out.length >= 3 || mant.length === 9) {
+        const step = Math.ceil(out.length / n);
+        return out.filter((_, i) => i % step === 0);
+      }
+    }
+    return [];
+  }
   function fmt(v) {
     if (v === 0) return "0";
     const a = Math.abs(v);
@@ -57,12 +70,7 @@ const Draw = (() => {
       c.save(); c.beginPath(); c.rect(m.l, m.t, this.w - m.l - m.r, this.h - m.t - m.b); c.clip();
       this.clipped = true;
     }
-    logTicks() {
-      const out = [], a = Math.floor(Math.log10(this.opt.y[0])), b = Math.ceil(Math.log10(this.opt.y[1]));
-      const step = Math.max(1, Math.ceil((b - a) / Math.max(2, Math.floor(this.h / 40))));
-      for (let e = a; e <= b; e += step) { const v = Math.pow(10, e); if (v >= this.opt.y[0] && v <= this.opt.y[1]) out.push(v); }
-      return out;
-    }
+    logTicks() { return logTicks(this.opt.y[0], this.opt.y[1], Math.max(2, Math.floor(this.h / 40))); }
     done() { if (this.clipped) { this.ctx.restore(); this.clipped = false; } }
     ok(v) { return v !== null && Number.isFinite(v) && (!this.opt.ylog || v > 0); }
     line(xs, ys, st = {}) {
@@ -141,5 +149,5 @@ const Draw = (() => {
       rows.forEach(r => body.appendChild(r));
     }));
   }
-  return {Plot, COLORS, unpack16, logRange, fmt, niceTicks, sortable};
+  return {Plot, COLORS, unpack16, logRange, fmt, niceTicks, logTicks, sortable};
 })();

@@ -19,11 +19,11 @@ const TARGETS = {"-x²  (seed 004)": x => -x * x, "sin(x)": Math.sin, "|x|": Mat
                  "step": x => (x > 0 ? 1 : 0)};
 const explorer = window.explorer = {x: Array.from({length: 101}, (_, i) => -5 + i / 10)};
 
-function sliders(root, names, values, onChange) {
+function sliders(root, prefix, names, values, onChange) {
   const out = {};
   for (const n of names) {
     const lab = document.createElement("label"), inp = document.createElement("input"), val = document.createElement("output");
-    Object.assign(inp, {type: "range", min: -3, max: 3, step: 0.1, value: values[n], id: "ex-" + n});
+    Object.assign(inp, {type: "range", min: -3, max: 3, step: 0.1, value: values[n], id: prefix + n});
     lab.append(n + " ", inp, val); root.appendChild(lab);
     val.textContent = (+inp.value).toFixed(1);
     inp.addEventListener("input", () => { val.textContent = (+inp.value).toFixed(1); onChange(); });
@@ -46,7 +46,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const x = explorer.x;
   // one unit
   const c1 = one.querySelector(".controls");
-  const s1 = sliders(c1, ["w", "b"], {w: 1, b: 0}, draw1), a1 = actSelect("ex-act1", c1, draw1);
+  const s1 = sliders(c1, "ex1-", ["w", "b"], {w: 1, b: 0}, draw1), a1 = actSelect("ex1-act", c1, draw1);
   function draw1() {
     const w = +s1.w.value, b = +s1.b.value, f = ACT[a1.value], ys = x.map(v => f(w * v + b));
     const fin = ys.filter(Number.isFinite);
@@ -59,12 +59,12 @@ document.addEventListener("DOMContentLoaded", () => {
   // two units
   const c2 = two.querySelector(".controls");
   const names = ["v1", "a1", "v2", "a2", "w1", "w2", "b"];
-  const s2 = sliders(c2, names, {v1: 1, a1: 1, v2: 1, a2: 0, w1: 1, w2: 0, b: 0}, draw2);
-  const a2 = actSelect("ex-act2", c2, draw2);
-  const tsel = document.createElement("select"); tsel.id = "ex-target";
+  const s2 = sliders(c2, "ex2-", names, {v1: 1, a1: 1, v2: 1, a2: 0, w1: 1, w2: 0, b: 0}, draw2);
+  const a2 = actSelect("ex2-act", c2, draw2);
+  const tsel = document.createElement("select"); tsel.id = "ex2-target";
   for (const t of Object.keys(TARGETS)) tsel.add(new Option(t, t));
   const tl = document.createElement("label"); tl.append("target ", tsel); c2.appendChild(tl);
-  const outAct = document.createElement("input"); outAct.type = "checkbox"; outAct.id = "ex-outact";
+  const outAct = document.createElement("input"); outAct.type = "checkbox"; outAct.id = "ex2-outact";
   const ol = document.createElement("label"); ol.append(outAct, " activation on the output too"); c2.appendChild(ol);
   tsel.addEventListener("change", draw2); outAct.addEventListener("change", draw2);
   function draw2() {

@@ -91,7 +91,8 @@ function drawKinks(c) {
 function drawFinal() {
   const root = document.getElementById("final");
   if (!root) return;
-  const range = Draw.logRange(D.cells.flatMap(c => c.final));
+  const fin = D.cells.flatMap(c => c.final).filter(v => v !== null && v > 0);
+  const range = fin.length ? [Math.min(...fin) / 1.3, Math.max(Math.max(...fin), 2 * Math.min(...fin)) * 1.3] : [1e-3, 1];
   const order = D.cells.slice().sort((a, b) => median(a.final) - median(b.final));
   root.innerHTML = "";
   report.drawn.final = [];
@@ -114,7 +115,7 @@ function drawFinal() {
   p.m = {l: 4, r: 4, t: 0, b: 0};
   const c2 = p.ctx; c2.fillStyle = "#333"; c2.font = "11px sans-serif"; c2.textAlign = "center"; c2.textBaseline = "top";
   const X = v => 4 + (Math.log10(v) - Math.log10(range[0])) / (Math.log10(range[1]) - Math.log10(range[0])) * (p.w - 8);
-  for (let e = Math.ceil(Math.log10(range[0])); e <= Math.log10(range[1]); e++) c2.fillText(Draw.fmt(Math.pow(10, e)), X(Math.pow(10, e)), 2);
+  for (const t of Draw.logTicks(range[0], range[1], Math.floor(p.w / 70))) c2.fillText(Draw.fmt(t), X(t), 2);
 }
 
 function median(a) {
