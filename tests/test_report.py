@@ -231,6 +231,7 @@ def multirun(tmp_path_factory):
     return d
 
 
+@pytest.mark.slow  # a multirun (Hydra's basic launcher, in-process): ~6 s on 2 busy cores
 def test_sweep_page_lists_jobs_links_pages_filters_and_draws_heat_maps(browser, multirun):
     opened = browser.open(multirun / "report.html")
     pg = opened.page

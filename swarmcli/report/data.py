@@ -108,6 +108,13 @@ def kink_counts(run, cell, frames: np.ndarray, edges: np.ndarray) -> list[list[i
     return out
 
 
+def turning_points(tx: np.ndarray, ty: np.ndarray) -> np.ndarray:
+    """x where the target's slope changes sign: where a kink helps most."""
+    s = np.sign(np.diff(ty))
+    nz = np.flatnonzero(s)
+    return tx[nz[1:][s[nz[1:]] != s[nz[:-1]]]]
+
+
 def _table_rows(run_dir: Path, axis_names: list[str]) -> list[dict]:
     """summary.csv per cell: median [CI], IQR, diverged, stopped, verdict vs the best cell."""
     rows, _, extra = read_summary(run_dir)
@@ -215,6 +222,8 @@ def run_payload(run_dir) -> dict:
         "target_x": sig(run.load("target_x"), 5) if cells else [],
         "target_y": sig(run.load("target_y"), 5) if cells else [],
         "ylim": [lo - pad, hi + pad], "kink_edges": sig(edges, 6) if has_kinks else None,
+        "turning_points": sig(turning_points(run.load("target_x"), run.load("target_y")), 5)
+        if has_kinks else [],
         "budget": {"bees": nb, "frames": len(frames), "points": len(pts),
                    "bees_total": bees_max, "points_total": int(len(x))},
         "cells": out_cells, "table": _table_rows(run_dir, [a["name"] for a in axes])

@@ -16,6 +16,7 @@ function panels(id, make) {
   const root = document.getElementById(id);
   if (!root) return;
   root.style.gridTemplateColumns = `repeat(${D.grid.cols}, minmax(0, 1fr))`;
+  root.style.maxWidth = `${D.grid.cols * 460}px`;  // one cell: a readable panel, not a wall
   D.cells.forEach((c, k) => {
     const div = document.createElement("div"), cv = document.createElement("canvas");
     div.className = "panel";
@@ -62,7 +63,7 @@ function lossRange() {
 
 function drawLoss(c) {
   const cv = report.plots["loss" + c.index], ep = D.loss_epochs;
-  const p = new Draw.Plot(cv, {x: [0, D.epochs], y: report.lossY, ylog: true, title: c.title});
+  const p = new Draw.Plot(cv, {x: [0, D.epochs], y: report.lossY, ylog: true, title: c.title, xlabel: "epoch"});
   p.clear();
   p.band(ep, c.bands.q25, c.bands.q75, {color: "#1f77b4", alpha: 0.25, id: "train-iqr"});
   p.line(ep, c.bands.q50, {color: "#1f77b4", width: 2, id: "train-median"});
@@ -83,7 +84,9 @@ function drawLoss(c) {
 function drawKinks(c) {
   const cv = report.plots["kinks" + c.index], e = D.kink_edges;
   const p = new Draw.Plot(cv, {x: [e[0], e[e.length - 1]], y: [0, report.kinkMax], title: c.title});
-  p.clear(); p.bars(e, c.kinks[report.frame], {id: "kinks"}); p.done();
+  p.clear(); p.bars(e, c.kinks[report.frame], {id: "kinks"});
+  for (const t of D.turning_points) p.vline(t, {color: "#d62728"});
+  p.done();
   report.drawn.kinks = report.drawn.kinks || {};
   report.drawn.kinks[c.index] = Array.from(c.kinks[report.frame]);
 }
@@ -183,5 +186,6 @@ document.addEventListener("DOMContentLoaded", () => {
   setFrame(report.frame);
   drawFinal();
   document.querySelectorAll("table.sortable").forEach(Draw.sortable);
+  report.loadMs = performance.now();  // navigation start -> everything drawn
   report.ready = true;
 });

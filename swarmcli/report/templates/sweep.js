@@ -68,5 +68,6 @@ document.addEventListener("DOMContentLoaded", () => {
     document.getElementById("heat-y").value = S.heatmaps[0].y;
     drawHeat();
   }
+  sweep.loadMs = performance.now();
   sweep.ready = true;
 });
