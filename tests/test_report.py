@@ -181,6 +181,11 @@ def test_budget_downsamples_and_roundtrips():
     assert (b, p) == (10, rdata.MAX_POINTS) and 9 * b * f * p <= rdata.MAX_VALUES and f >= 60
     assert rdata.plan_sizes(1, 500, 401, 301)[0] == rdata.MAX_BEES
     assert rdata.plan_sizes(1, 3, 9, 20) == (3, 9, 20)  # small runs: everything
+    b, f, _ = rdata.plan_sizes(9, 500, 401, 301)  # frames before the 11th-50th bee
+    assert 10 <= b < 50 and f >= rdata.MIN_FRAMES
+    for cells in (1, 9, 100, 1000):  # a big sweep: fewer frames, then fewer bees, same budget
+        b, f, p = rdata.plan_sizes(cells, 500, 401, 301)
+        assert cells * b * f * p <= rdata.MAX_VALUES and f >= 2 and b >= 1, (cells, b, f, p)
     a = np.array([[0.5, -2.0, np.nan], [3.0, np.inf, 1.0]])
     back = rdata.unpack16(rdata.pack16(a))
     assert np.isnan(back[0, 2]) and np.isnan(back[1, 1])

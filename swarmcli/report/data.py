@@ -3,11 +3,15 @@
 The page is one file people send on, so what it holds is budgeted, and the budget is said on the
 page: each cell shows at most MAX_BEES bees' curves (bee i is the same network in every cell
 and in every plot), and predictions are kept at most MAX_POINTS x-values and as many recorded
-frames as fit MAX_VALUES numbers over all cells (first and last frame always). Loss bands, the
-summary table and the final-loss distribution use every bee. Predictions travel as uint16 over
+frames as fit MAX_VALUES numbers over all cells (first and last frame always); loss curves keep
+at most MAX_EPOCHS epochs and MAX_LOSS_VALUES numbers over all cells. Loss bands, the summary
+table and the final-loss distribution use every bee. A sweep of many cells first shows fewer bees
+(down to 10) to keep MIN_FRAMES frames, then fewer frames (two at worst: first and last), then
+fewer bees: never a bigger page. Predictions travel as uint16 over
 each cell's own range (resolution range / 65534, far below a pixel), base64 in the page: 2.7
 bytes a number, so the page is about 0.3 MB + 2.7 x min(MAX_VALUES, cells x bees x frames x
-points) bytes, whatever the run's size.
+points) bytes + ~1 MB of loss curves at most (measured: width_activation 2.81 MB, 9 cells x 10
+bees, 86 of 151 frames kept; weight_distribution 2.85 MB, 50 of 500 bees, 156 of 401 frames).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ MAX_BEES = 50  # curves per cell (hover needs a line per bee; 500 lines are only
 MAX_POINTS = 128  # x-values per curve: ~5 px apart on a 640 px wide panel
 MAX_VALUES = 1_000_000  # predictions in the page over all cells: ~2.7 MB
 MAX_EPOCHS = 300  # loss curves' epochs
+MAX_LOSS_VALUES = 150_000  # per-bee loss numbers over all cells (~7 bytes each as JSON)
+MIN_FRAMES = 60  # a slider with fewer steps jumps; bees beyond 10 a cell give way to frames
 KINK_BINS = 60
 NAN16 = 65535  # the uint16 code for "not drawn" (a diverged bee)
 
@@ -77,6 +83,11 @@ def cell_title(axes: list[dict], labels: dict) -> str:
 def plan_sizes(n_cells: int, bees: int, frames: int, points: int) -> tuple[int, int, int]:
     """(bees, frames, points) kept per cell within the budgets above."""
     b, p = min(bees, MAX_BEES), min(points, MAX_POINTS)
+    # Scrubbing wants frames more than a 50th bee: down to 10 bees for MIN_FRAMES frames, then
+    # fewer frames (two at worst), then fewer bees (a sweep of hundreds of cells).
+    fit = MAX_VALUES // max(1, n_cells * p * min(frames, MIN_FRAMES))
+    b = min(b, max(min(b, 10), fit))
+    b = max(1, min(b, MAX_VALUES // max(1, n_cells * p * min(frames, 2))))
     f = min(frames, max(2, MAX_VALUES // max(1, n_cells * b * p)))
     return b, f, p
 
@@ -179,7 +190,9 @@ def run_payload(run_dir) -> dict:
     nb, nf, npts = plan_sizes(len(cells), bees_max, len(run.frames), len(x))
     frames = spread(len(run.frames), nf)
     pts = order[spread(len(order), npts)]
-    keep_ep = spread(run.epochs + 1, MAX_EPOCHS + 1)
+    curves = max(1, len(cells) * min(nb, bees_max) * (2 if any(c.has("val_loss") for c in cells)
+                                                       else 1))
+    keep_ep = spread(run.epochs + 1, min(MAX_EPOCHS + 1, max(2, MAX_LOSS_VALUES // curves)))
     val_mask = (np.load(run_dir / "val_mask.npy").astype(bool).tolist()
                 if (run_dir / "val_mask.npy").exists() else [False] * len(run.x))
     has_kinks = all(c.has("weights_0") and c.has("biases_0") for c in cells) and bool(cells)
