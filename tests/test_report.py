@@ -19,7 +19,7 @@ from swarmcli.report import data as rdata
 
 TINY = ["train.epochs=8", "train.bees=3", "progress=false", "render.what=[none]",
         "+sweep.grid.model.width=[1,4]", "+sweep.grid.model.activation=[relu,tanh]",
-        "train.record=[ypred,weights,biases]", "target.split.kind=random"]
+        "train.record=[ypred,weights,biases]", "target.split.kind=random", "train.patience=2"]
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +129,9 @@ def test_summary_table_sorts_by_a_clicked_column(page):
                    "th => th.textContent === 'median final loss')")
     read = ("c => Array.from(document.querySelectorAll('#summary tbody tr'))"
             ".map(r => parseFloat(r.cells[c].dataset.v))")
+    heads = js(page, "Array.from(document.querySelectorAll('#summary th')).map(t => t.textContent)")
+    assert heads == ["model.width", "model.activation", "median final loss", "95% CI", "IQR",
+                     "diverged", "stopped", "vs best"]
     header = page.page.locator("#summary th", has_text="median final loss")
     header.click()
     up = js(page, read, col)

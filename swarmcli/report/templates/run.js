@@ -38,7 +38,7 @@ function drawHive(c) {
   for (let b = 0; b < c.shown; b++) {
     const hot = report.hover && report.hover.cell === c.index && report.hover.bee === b;
     const ys = c.y(f, b);
-    p.line(D.x, ys, {color: hot ? "#d62728" : beeColor(c, b), alpha: hot ? 1 : beeAlpha(c),
+    p.line(D.x, ys, {color: hot ? "#000" : beeColor(c, b), alpha: hot ? 1 : beeAlpha(c),
                      width: hot ? 3 : 1.2, id: "bee" + b});
     bees.push(Array.from(ys));
   }
@@ -73,7 +73,7 @@ function drawLoss(c) {
   }
   const h = report.hover;
   if (h && h.cell === c.index && h.bee < c.loss.length) {
-    p.line(ep, c.loss[h.bee], {color: "#d62728", width: 2.5, id: "bee" + h.bee});
+    p.line(ep, c.loss[h.bee], {color: "#000", width: 2.5, id: "bee" + h.bee});
   }
   p.vline(D.frames[report.frame]);
   p.done();
