@@ -168,6 +168,22 @@ def test_activation_explorer_draws_the_unit_and_the_two_unit_net(page):
         0.8 / (1 + np.exp(0.5)) - 1.2 / (1 + np.exp(-1)) + 0.3)
 
 
+def test_drawer_decodes_what_python_packed_and_picks_round_ticks(page):
+    a = np.random.default_rng(0).normal(size=(3, 40)) * 7
+    a[1, 5] = np.nan
+    packed = rdata.pack16(a)
+    got = np.array(js(page, "p => Array.from(Draw.unpack16(p), v => Number.isNaN(v) ? null : v)",
+                      packed), dtype=float).reshape(a.shape)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(a))
+    np.testing.assert_allclose(got, rdata.unpack16(packed), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(js(page, "Draw.niceTicks(0, 1, 5)"), [0, .2, .4, .6, .8, 1])
+    np.testing.assert_allclose(js(page, "Draw.niceTicks(-5, 5, 5)"), [-4, -2, 0, 2, 4])
+    np.testing.assert_allclose(js(page, "Draw.niceTicks(-5, 5, 4)"), [-5, 0, 5])
+    assert js(page, "Draw.logTicks(0.005, 5, 10)") == [0.01, 0.1, 1]
+    np.testing.assert_allclose(js(page, "Draw.logTicks(0.3, 0.9, 10)"), [0.3, 0.4, 0.5, 0.6,
+                                                                         0.7, 0.8, 0.9])
+
+
 def test_screenshot_is_not_blank(page, tmp_path):
     from PIL import Image
 
