@@ -7,6 +7,7 @@ No skip when the browser is missing: the tests fail, naming the package (`make t
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,15 @@ class Opened:
     page: object
     requests: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # console errors and uncaught exceptions
+
+    def wait(self, expr: str, timeout: float = 20.0) -> None:
+        """Poll `expr` from outside the page: Playwright's wait_for_function evaluates strings
+        inside the page, which the page's Content-Security-Policy (no eval) rightly refuses."""
+        end = time.monotonic() + timeout
+        while not self.page.evaluate(f"() => !!({expr})"):
+            if time.monotonic() > end:
+                raise TimeoutError(f"page never reached {expr}")
+            time.sleep(0.05)
 
     def foreign_requests(self, allowed_dir: Path) -> list[str]:
         """Requests for anything but a file in `allowed_dir` (the page's folder)."""

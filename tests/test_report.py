@@ -42,7 +42,7 @@ def browser():
 @pytest.fixture(scope="module")
 def page(browser, run_dir):
     opened = browser.open(run_dir / "report.html")
-    opened.page.wait_for_function("window.report && window.report.ready && window.explorer.two")
+    opened.wait("window.report && window.report.ready && window.explorer.two")
     return opened
 
 
@@ -259,7 +259,7 @@ def multirun(tmp_path_factory):
 def test_sweep_page_lists_jobs_links_pages_filters_and_draws_heat_maps(browser, multirun):
     opened = browser.open(multirun / "report.html")
     pg = opened.page
-    pg.wait_for_function("window.sweep && window.sweep.ready")
+    opened.wait("window.sweep && window.sweep.ready")
     assert opened.errors == [] and opened.foreign_requests(multirun) == []
     links = pg.eval_on_selector_all("#jobs a", "as => as.map(a => a.getAttribute('href'))")
     assert links == ["0/report.html"] and (multirun / links[0]).is_file()
