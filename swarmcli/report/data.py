@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import math
+import shlex
 import warnings
 from pathlib import Path
 
@@ -163,16 +164,14 @@ def _text(path: Path) -> str:
 
 def reproduce_command(run_dir: Path) -> str:
     """`swarm run OVERRIDES` from the run's own .hydra/overrides.yaml (the lines Hydra saved)."""
-    import shlex
-
     import yaml
 
     try:
         overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
     except (OSError, yaml.YAMLError):
         overrides = None
-    if not isinstance(overrides, list):
-        return f"swarm rerun {shlex.quote(str(run_dir))}"
+    if not isinstance(overrides, list):  # no .hydra/ (a run made in Python): rerun only
+        return ""
     return shlex.join(["swarm", "run", *map(str, overrides)])
 
 
@@ -225,7 +224,7 @@ def run_payload(run_dir) -> dict:
         "kind": "run", "name": run_dir.name, "path": str(run_dir.resolve()),
         "state": run.state, "sweep": m.get("sweep") or "", "lesson": m.get("lesson") or "",
         "epochs": run.epochs, "command": reproduce_command(run_dir),
-        "rerun": f"swarm rerun {run_dir}",
+        "rerun": f"swarm rerun {shlex.quote(str(run_dir))}",
         "config": _text(run_dir / ".hydra" / "config.yaml"),
         "axes": axes, "grid": _grid(axes, len(cells)),
         "frames": [int(run.frames[f]) for f in frames], "recorded_frames": len(run.frames),

@@ -31,7 +31,10 @@ function beeAlpha(c) { return c.shown <= 10 ? 0.9 : Math.max(0.08, Math.min(0.9,
 
 function drawHive(c) {
   const cv = report.plots["hive" + c.index], f = report.frame;
-  const p = new Draw.Plot(cv, {x: [Math.min(...D.x), Math.max(...D.x)], y: D.ylim, title: c.title});
+  let gone = 0;  // diverged by this epoch: not drawn, counted in the title
+  for (let b = 0; b < c.shown; b++) if (c.y(f, b).every(Number.isNaN)) gone++;
+  const title = c.title + (gone ? ` (${gone} of ${c.shown} diverged)` : "");
+  const p = new Draw.Plot(cv, {x: [Math.min(...D.x), Math.max(...D.x)], y: D.ylim, title});
   p.clear();
   p.line(D.target_x, D.target_y, {color: "#888", dash: [5, 4], width: 1.5, id: "target"});
   const bees = [];
@@ -118,7 +121,11 @@ function drawFinal() {
   p.m = {l: 4, r: 4, t: 0, b: 0};
   const c2 = p.ctx; c2.fillStyle = "#333"; c2.font = "11px sans-serif"; c2.textAlign = "center"; c2.textBaseline = "top";
   const X = v => 4 + (Math.log10(v) - Math.log10(range[0])) / (Math.log10(range[1]) - Math.log10(range[0])) * (p.w - 8);
-  for (const t of Draw.logTicks(range[0], range[1], Math.floor(p.w / 70))) c2.fillText(Draw.fmt(t), X(t), 2);
+  if (!fin.length) { c2.textAlign = "left"; c2.fillText("no bee has a finite final loss (all diverged)", 4, 2); return; }
+  for (const t of Draw.logTicks(range[0], range[1], Math.floor(p.w / 70))) {
+    const label = Draw.fmt(t), half = c2.measureText(label).width / 2 + 1;  // never cut at an edge
+    c2.fillText(label, Math.min(p.w - half, Math.max(half, X(t))), 2);
+  }
 }
 
 function median(a) {
