@@ -94,8 +94,11 @@ def test_slider_draws_that_epochs_saved_predictions(page, run_dir):
                 np.histogram(k[np.isfinite(k)], edges)[0].tolist()
     js(page, "() => window.report.setFrame(0)")
     f0 = js(page, "window.report.drawn.hive[0].bees")
-    js(page, "() => window.report.setFrame(8)")
+    page.page.click("#play")  # plays from epoch 0 on; a second click pauses
+    page.wait("window.report.frame >= 1")
+    page.page.click("#play")
     assert js(page, "window.report.drawn.hive[0].bees") != f0
+    assert js(page, "+document.getElementById('epoch').value") == js(page, "window.report.frame")
 
 
 def test_hovering_a_bee_highlights_it_in_the_loss_plot(page):
