@@ -21,9 +21,7 @@ torch.set_num_threads(1)
 compose_config = config.compose
 
 SWARM = str(Path(sys.executable).with_name("swarm"))  # the installed CLI
-# render.report=false: the page (tests/test_report.py) would add ~0.4 s to every CLI run here
-CLI_TINY = ["train.epochs=5", "train.bees=2", "progress=false", "render.what=[none]",
-            "render.report=false"]
+CLI_TINY = ["train.epochs=5", "train.bees=2", "progress=false", "render.what=[none]"]
 
 
 def swarm(*args: str, cwd=None, env: dict | None = None) -> subprocess.CompletedProcess:
