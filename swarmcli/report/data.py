@@ -10,7 +10,7 @@ table and the final-loss distribution use every bee. A sweep of many cells first
 fewer bees: never a bigger page. Predictions travel as uint16 over
 each cell's own range (resolution range / 65534, far below a pixel), base64 in the page: 2.7
 bytes a number, so the page is about 0.3 MB + 2.7 x min(MAX_VALUES, cells x bees x frames x
-points) bytes + ~1 MB of loss curves at most (measured: width_activation 2.81 MB, 9 cells x 10
+points) bytes + ~1 MB of loss curves at most (measured: width_activation 2.82 MB, 9 cells x 10
 bees, 86 of 151 frames kept; weight_distribution 2.85 MB, 50 of 500 bees, 156 of 401 frames).
 """
 

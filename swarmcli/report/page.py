@@ -2,11 +2,11 @@
 
 Why a small hand-written canvas drawer (draw.js, 8 KB; with the page scripts and style 27 KB)
 and not a plotting library's bundle, measured here (headless Chromium 156, 2 busy cores, three
-loads each, navigation start to everything drawn):
+loads each in two sessions, navigation start to everything drawn):
 - plotly.js, the usual inlinable choice (the `plotly` 7.1.0 wheel's plotly.min.js), is 4.82 MB
-  on its own, and a page holding only it and one 3-point line took 4.5-6.6 s to draw;
-- the width_activation report with this drawer, 2.81 MB of which ~2.7 MB is data, took 0.8-1.3 s
-  (weight_distribution, 2.85 MB: 0.6-1.0 s).
+  on its own, and a page holding only it and one 3-point line took 4.1-7.2 s to draw;
+- the width_activation report with this drawer, 2.82 MB of which ~2.7 MB is data, took 0.6-1.3 s
+  (weight_distribution, 2.85 MB: 0.4-1.0 s).
 The bundle alone would nearly fill the ~5 MB budget and multiply the load time; lines, bands,
 bars, dots and text on a canvas are all these figures need, and what the drawer draws is
 checked against the saved arrays in headless Chromium (tests/test_report.py).
