@@ -236,6 +236,24 @@ def test_report_of_a_non_run_is_one_line_and_exit_2(tmp_path, capsys):
         assert e.value.code == 2 and len(err) == 1 and err[0].startswith("swarm: error:"), err
 
 
+def test_tab_offers_run_and_multirun_dirs_to_report(run_dir, multirun_like, monkeypatch):
+    from swarmcli import completion
+
+    monkeypatch.chdir(run_dir.parent.parent)
+    got = completion.candidates(["swarm", "report", ""], cli.COMMANDS)
+    assert f"{run_dir.parent.name}/{run_dir.name}" in got
+    assert f"{multirun_like.parent.name}/{multirun_like.name}" in got
+
+
+@pytest.fixture
+def multirun_like(run_dir):
+    """A folder a multirun would leave (its multirun.yaml) beside the run."""
+    d = run_dir.parent / "mr"
+    d.mkdir(exist_ok=True)
+    (d / "multirun.yaml").write_text("hydra: {}\n")
+    return d
+
+
 def test_report_loads_no_torch_nor_matplotlib():
     code = ("import sys, swarmcli.report, swarmcli.report.data, swarmcli.report.sweep; "
             "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))")
