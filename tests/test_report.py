@@ -92,6 +92,10 @@ def test_slider_draws_that_epochs_saved_predictions(page, run_dir):
             edges = np.linspace(run.x.min(), run.x.max(), rdata.KINK_BINS + 1)
             assert js(page, "i => window.report.drawn.kinks[i]", c.index) == \
                 np.histogram(k[np.isfinite(k)], edges)[0].tolist()
+    drawn = js(page, "window.report.plots.hive0._plot.drawn.map(d => [d.id, d.ys.length])")
+    held = int(np.load(run_dir / "val_mask.npy").sum())
+    assert ["target", len(d["target_x"])] in drawn and ["held-out", held] in drawn
+    assert ["train", len(run.x) - held] in drawn and 0 < held < len(run.x)
     js(page, "() => window.report.setFrame(0)")
     f0 = js(page, "window.report.drawn.hive[0].bees")
     page.page.click("#play")  # plays from epoch 0 on; a second click pauses
@@ -124,6 +128,9 @@ def test_hovering_a_bee_highlights_it_in_the_loss_plot(page):
     assert js(page, "window.report.hover") == {"cell": cell, "bee": bee}
     assert f"bee{bee}" in js(page, "i => window.report.drawn.loss[i]", cell)
     assert f"bee{bee}" not in js(page, "window.report.drawn.loss[0]")
+    # training and held-out bands in every loss panel (the run holds out a random 20%)
+    assert {"train-iqr", "train-median", "val-iqr", "val-median"} <= set(
+        js(page, "window.report.drawn.loss[0]"))
     page.page.mouse.move(1, 1)
 
 
