@@ -3,6 +3,11 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
+# The report's browser tests drive the system's Chromium (Debian's `chromium`): installed here
+# when absent (CI is a fresh Debian machine, as root); Playwright never downloads a browser.
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 .PHONY: run test bench gallery clean
 
 $(BIN)/swarm: pyproject.toml
@@ -14,7 +19,11 @@ $(BIN)/swarm: pyproject.toml
 run: $(BIN)/swarm
 	$(BIN)/swarm run +sweep=width_activation
 
-test: $(BIN)/swarm
+$(CHROMIUM):
+	$(SUDO) apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium
+
+test: $(BIN)/swarm $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

@@ -2,7 +2,7 @@
 
 `swarm run ...` hands the rest of argv to a `@hydra.main` function, so every Hydra feature works
 (overrides, -m, --cfg, --info, --help, --config-dir, hydra.run.dir, tab completion). The other
-verbs (rerun, render, collect, list) work on saved runs and never train unless asked to.
+verbs (rerun, render, report, collect, list) work on saved runs and never train unless asked to.
 
 Errors a user can fix are printed as one line and exit with status 2; HYDRA_FULL_ERROR=1 shows
 the traceback instead.
@@ -37,6 +37,7 @@ commands:
   rerun RUN_DIR [OVERRIDES]  re-execute a saved run into a new dir; report bit-identity
   render RUN_DIR [KEY=VALUE] re-draw stills and animations from saved results (no training)
   collect MULTIRUN_DIR       one table + plots from every job of a multirun; rerun failed jobs
+  report RUN_DIR|MULTIRUN_DIR  one self-contained HTML page (report.html) to open offline
   list                       sweeps, targets, activations, optimizers, inits, schedules
 """
 
@@ -92,6 +93,10 @@ def _render_after_run(cfg, run_dir: Path, out) -> None:
         from swarmcli import render
 
         render.render_run(run_dir, OmegaConf.to_container(cfg.render), out=out)
+    if cfg.render.get("report", True):  # after the figures: the page links them
+        from swarmcli import report
+
+        print(f"report: {report.write_run_page(run_dir)}", file=out)
 
 
 NOT_A_RUN = ("-m", "--multirun", "-c", "--cfg", "-i", "--info", "-h", "--help", "--hydra-help",
@@ -193,8 +198,17 @@ def cmd_collect(rest: list[str]) -> None:
     command.main(rest)
 
 
+def cmd_report(rest: list[str]) -> None:
+    from swarmcli import report
+
+    if len(rest) != 1 or rest[0].startswith("-"):
+        raise SwarmError("usage: swarm report RUN_DIR|MULTIRUN_DIR")
+    for path in report.write_report(Path(rest[0])):
+        print(f"report: {path}")
+
+
 COMMANDS = {"run": cmd_run, "rerun": cmd_rerun, "render": cmd_render, "collect": cmd_collect,
-            "list": cmd_list}
+            "report": cmd_report, "list": cmd_list}
 
 
 def error_message(e: BaseException) -> str:

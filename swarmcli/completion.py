@@ -16,7 +16,8 @@ from pathlib import Path
 BOOLEAN = ("true", "false")
 # The files that make a directory worth offering to each command.
 RUN_DIR_MARKERS = {"render": ("swarm.json",), "rerun": (".hydra/config.yaml",),
-                   "collect": ("multirun.yaml", "optimization_results.yaml")}
+                   "collect": ("multirun.yaml", "optimization_results.yaml"),
+                   "report": ("swarm.json", "multirun.yaml")}
 COLLECT_FLAGS = ("--rerun-failed", "--no-render", "--heatmap")
 MAX_DEPTH = 4  # levels searched below the directory being typed: multirun/DATE/TIME/JOB
 MAX_VISITS = 2000  # directories looked into per Tab, so a huge tree cannot stall the shell

@@ -149,6 +149,7 @@ class RenderConfig:
     dpi: int = 100
     format: str = "mp4"  # mp4 | gif
     workers: int | None = None  # processes for frame rendering; default: every core
+    report: bool = True  # write RUN_DIR/report.html (swarm report), linking the figures above
 
 
 @dataclass

@@ -179,7 +179,7 @@ def test_recording_too_big_stops_before_training(tmp_path, capsys, monkeypatch):
 def test_unknown_command_and_list(tmp_path, capsys, monkeypatch):
     code, err, _ = run_in_process(["fly"], tmp_path, capsys, monkeypatch)
     assert code == 2 and err == ["swarm: error: unknown command 'fly'; choices: run, rerun, "
-                                 "render, collect, list"]
+                                 "render, collect, report, list"]
     code, _, listed = run_in_process(["list"], tmp_path, capsys, monkeypatch)
     assert code == 0 and "width_activation" in listed and "tanhshrink" in listed
 

@@ -35,9 +35,9 @@ def comp(tmp_path, monkeypatch, capsys):
 
 
 def test_subcommands(comp):
-    assert comp("swarm r") == ["run", "rerun", "render"]
+    assert comp("swarm r") == ["run", "rerun", "render", "report"]
     assert comp("swarm co") == ["collect"]
-    assert comp("swarm ") == ["run", "rerun", "render", "collect", "list"]
+    assert comp("swarm ") == ["run", "rerun", "render", "collect", "report", "list"]
 
 
 @pytest.mark.parametrize("key, names", [
@@ -148,5 +148,5 @@ comp "swarm render out"
 """
     proc = subprocess.run(["bash", "-c", probe], cwd=tmp_path, capture_output=True, text=True,
                           timeout=120, env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
-    assert proc.stdout.splitlines() == ["rerun render", "optim.name=rmsprop",
+    assert proc.stdout.splitlines() == ["rerun render report", "optim.name=rmsprop",
                                         "outputs/ outputs/run"], proc.stderr

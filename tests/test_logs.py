@@ -21,7 +21,8 @@ def test_a_single_runs_log_holds_what_the_terminal_showed(tmp_path):
     assert p.returncode == 0, p.stderr
     shown = p.stdout.splitlines()
     assert shown[0].startswith("width") and "median loss" in shown[0]
-    assert shown[-2].startswith("trained 18 bees x 5 epochs in ") and "thread" in shown[-2]
+    assert shown[-3].startswith("trained 18 bees x 5 epochs in ") and "thread" in shown[-3]
+    assert shown[-2] == f"report: {tmp_path / 'r' / 'report.html'}"
     assert shown[-1] == f"run dir: {tmp_path / 'r'}"
     assert logged((tmp_path / "r" / "swarm.log").read_text()) == shown
 
@@ -35,7 +36,8 @@ def test_each_multirun_job_names_its_overrides_and_logs_its_own_lines(tmp_path):
         end = ours.index(f"run dir: {tmp_path / 'm' / str(job)}", start)
         block = ours[start:end + 1]
         assert f"optim.lr={lr}" in block[0].split() and "train.bees=2" in block[0].split()
-        assert block[1].startswith("median loss") and block[-2].startswith("trained 2 bees")
+        assert block[1].startswith("median loss") and block[-3].startswith("trained 2 bees")
+        assert block[-2] == f"report: {tmp_path / 'm' / str(job) / 'report.html'}"
         assert not any(ln.startswith("job ") for ln in block[1:])  # one job's lines together
         assert logged((tmp_path / "m" / str(job) / "swarm.log").read_text()) == block
 

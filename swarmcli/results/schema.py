@@ -19,7 +19,8 @@ MANIFEST = "swarm.json"
 SUMMARY = "summary.csv"
 FORMAT = 1
 STATES = ("running", "complete", "interrupted", "failed")
-RUN_FILES = (SUMMARY, "activations.npz")  # besides swarm.json, *.npy, cells/, figures/
+RUN_FILES = (SUMMARY, "activations.npz", "report.html")  # besides swarm.json, *.npy, cells/,
+# figures/ (report.html: swarm report's page, stale once the run is replaced)
 
 
 class DamagedRun(SwarmError):
