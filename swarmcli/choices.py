@@ -7,6 +7,8 @@ take their list from here (a test keeps the implementations and the names equal)
 
 from __future__ import annotations
 
+TASKS = ("regression", "landscape", "classification")
+
 ACTIVATIONS = ("relu", "tanh", "tanhshrink", "sigmoid", "leaky_relu", "identity", "elu", "gelu",
                "silu", "softplus", "sin")
 
@@ -68,3 +70,7 @@ def effective(optim_cfg) -> dict:
     given = {k: v for k, v in vars(optim_cfg).items() if k != "name"}
     return {**given, **{k: v if given.get(k) is None else given[k]
                         for k, v in DEFAULTS[optim_cfg.name].items()}}
+
+# task=landscape: the named surfaces (swarmcli/landscape/surfaces.py defines each) and the
+# data landscapes (a loss over parameters fitted to generated data).
+SURFACES = ("beale", "rosenbrock", "himmelblau", "bowl", "saddle", "rastrigin", "mean", "line")

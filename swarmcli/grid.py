@@ -69,7 +69,7 @@ def _flatten(node, prefix: str, where: str) -> dict[str, list]:
 
 
 def _check_key(key: str, where: str, base) -> None:
-    known = [f"{g}.{k}" for g in ("target", "model", "optim", "schedule", "train")
+    known = [f"{g}.{k}" for g in ("target", "model", "optim", "schedule", "train", "surface")
              for k in base[g]]
     if key not in known:
         raise SwarmError(f"{where} key {key!r} is not a config key; valid: {', '.join(known)}")

@@ -44,6 +44,9 @@ def manifest(cfg, axes, cells, device: str) -> dict:
 def prepare(cfg):
     """Validate, expand and size a run, building no array: (axes, cells, groups of cells,
     device). A run that would not fit in memory is refused here, before its data exists."""
+    if cfg.task.kind == "landscape":
+        from swarmcli.landscape import run as landscape_run
+        return landscape_run.prepare(cfg)
     memory.check_data(cfg)
     axes, cells = grid.expand(cfg)
     groups = grid.groups(cells)
@@ -61,6 +64,9 @@ def run(cfg, run_dir, *, out=sys.stdout) -> RunSummary:
     However the run ends, swarm.json says so: `complete` only after the last cell and the
     summary, `interrupted` after Ctrl-C or SIGTERM, `failed` after an error (a full disk
     included, as far as the disk still takes the note)."""
+    if cfg.task.kind == "landscape":
+        from swarmcli.landscape import run as landscape_run
+        return landscape_run.run(cfg, run_dir, out=out)
     from tqdm import tqdm
 
     start = time.perf_counter()
