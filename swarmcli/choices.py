@@ -61,7 +61,8 @@ RENDER_FORMATS = ("mp4", "gif")
 
 # List-valued keys and the names their items take; keys that are true or false.
 LISTS = {"train.record": RECORDABLE, "render.what": RENDER_WHAT}
-BOOLEANS = ("progress", "overwrite", "model.batch_norm", "optim.nesterov", "optim.centered")
+BOOLEANS = ("progress", "overwrite", "model.batch_norm", "optim.nesterov", "optim.centered",
+            "surface.resample")
 
 
 def effective(optim_cfg) -> dict:

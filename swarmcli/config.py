@@ -177,6 +177,8 @@ class SurfaceConfig:
     true_mean: float = 2.0  # mean: samples ~ N(true_mean, sd^2)
     sd: float = 3.0  # mean: the samples' sd; line: the noise sd
     sample_seed: int = 0  # mean, line: the data are drawn once, from this seed
+    resample: bool = False  # mean: each particle draws its own n samples (seeded by sample_seed
+    # and its index), so a swarm shows the sampling error; false: one sample shared by all
     true_line: list[float] = field(default_factory=lambda: [2.0, -1.0])  # line: [w, b] of
     # y = w x + b + noise
     grid: int = 201  # points per side where the surface is evaluated for drawing
@@ -259,7 +261,8 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
     check_number("model.dropout", m.dropout, low=0, high=1, high_open=True)
     check_choice("optim.name", o.name, choices.OPTIMIZERS)
     eff = choices.effective(o)
-    check_number("optim.lr", eff["lr"], low=0, low_open=True)
+    # a particle may stand still (lr 0: seed 003's baseline path); a net at lr 0 is a mistake
+    check_number("optim.lr", eff["lr"], low=0, low_open=cfg.task.kind != "landscape")
     for key in ("momentum", "dampening", "alpha", "lr_decay", "initial_accumulator_value",
                 "momentum_decay", "weight_decay"):
         if eff.get(key) is not None:

@@ -35,8 +35,9 @@ assert set(TORCH.functions) == set(formula.FUNCTIONS)
 assert set(TORCH.binary) == set(formula.BINARY) and set(TORCH.unary) == set(formula.UNARY)
 
 
-def loss_function(land: Landscape, dtype: torch.dtype, device):
-    """p [particles, dims] -> loss [particles], differentiable."""
+def loss_function(land: Landscape, dtype: torch.dtype, device, cells: int = 1):
+    """p [particles, dims] -> loss [particles], differentiable; `cells` copies of the particles
+    (a group of cells) share data drawn per particle."""
     if land.expr is not None:
         f = formula.compile_formula(land.expr, "surface.expr", ("x", "y"))
 
@@ -44,8 +45,8 @@ def loss_function(land: Landscape, dtype: torch.dtype, device):
             out = f.apply(TORCH, p[:, 0], p[:, 1])
             return torch.as_tensor(out, dtype=dtype, device=device).expand(p.shape[0])
         return surface
-    xs = {k: torch.as_tensor(v, dtype=dtype, device=device).reshape(1, -1)
-          for k, v in land.samples.items()}
+    xs = {k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in land.samples.items()}
+    xs = {k: v.repeat(cells, 1) if v.dim() == 2 else v.reshape(1, -1) for k, v in xs.items()}
     if land.name == "mean":
         return lambda p: ((p[:, :1] - xs["x"]) ** 2).mean(1)
     return lambda p: ((p[:, :1] * xs["x"] + p[:, 1:2] - xs["y"]) ** 2).mean(1)

@@ -56,7 +56,7 @@ def prepare(cfg):
 
 def cell_landscape(cell) -> tuple[surfaces.Landscape, dict]:
     """A cell's landscape and the arrays that draw it."""
-    land = surfaces.resolve(cell.cfg.surface)
+    land = surfaces.resolve(cell.cfg.surface, cell.cfg.train.bees)
     mesh = land.mesh(cell.cfg.surface.grid)
     arrays = {"surface_x": mesh[0][0] if land.dims == 2 else mesh[0], "surface_z": mesh[-1],
               "minima": land.minima}
@@ -92,7 +92,7 @@ def run(cfg, run_dir, *, out=sys.stdout) -> RunSummary:
                 sched = parts.Schedule(g0.schedule.name, schedules.resolve(
                     g0.schedule.name, schedule_params(g0), tr.epochs))
                 res = particles.descend(
-                    particles.loss_function(land, getattr(torch, tr.dtype), device),
+                    particles.loss_function(land, getattr(torch, tr.dtype), device, len(group)),
                     np.tile(start_pts, (len(group), 1)), o.name, hyper,
                     optim.flags(o.name, o), sched, tr.epochs, frames, tr.dtype, device)
                 for k, cell in enumerate(group):

@@ -71,12 +71,16 @@ class Landscape:
     info: dict = field(default_factory=dict)  # scalars the figures mark (true mean, ...)
 
     def numpy_loss(self, *coords: np.ndarray) -> np.ndarray:
-        """The loss at points given per dimension (any broadcastable shapes), float64."""
+        """The loss at points given per dimension (any broadcastable shapes), float64; for
+        `mean` with a sample per particle, [particles, *shape]."""
         if self.expr is not None:
             return formula.compile_formula(self.expr, "surface.expr", ("x", "y"))(*coords)
         if self.name == "mean":
             xs = self.samples["x"]
             mu = np.asarray(coords[0], dtype=np.float64)
+            if xs.ndim == 2:  # [particles, n]: one curve per particle
+                rows = xs.reshape(xs.shape[0], *([1] * mu.ndim), xs.shape[1])
+                return ((mu[None, ..., None] - rows) ** 2).mean(-1)
             return ((mu[..., None] - xs) ** 2).mean(-1)
         w, b = (np.asarray(c, dtype=np.float64)[..., None] for c in coords)
         return ((w * self.samples["x"] + b - self.samples["y"]) ** 2).mean(-1)
@@ -95,11 +99,15 @@ class Landscape:
         return gx, gy, z
 
 
-def samples(s) -> dict[str, np.ndarray]:
-    """The data of a data landscape, drawn once: `mean`, n ~ N(true_mean, sd^2); `line`, x
-    uniform on [-2, 2] and y = w x + b + N(0, sd^2). The first n of a larger n are the same
-    samples (numpy's generator fills in order)."""
+def samples(s, bees: int = 1) -> dict[str, np.ndarray]:
+    """The data of a data landscape, drawn once: `mean`, n ~ N(true_mean, sd^2) ([bees, n] when
+    each particle draws its own, particle i from the seed (sample_seed, i)); `line`, x uniform
+    on [-2, 2] and y = w x + b + N(0, sd^2). The first n of a larger n are the same samples
+    (numpy's generator fills in order)."""
     rng = np.random.default_rng(s.sample_seed)
+    if s.name == "mean" and s.resample:
+        return {"x": np.stack([s.true_mean + s.sd * np.random.default_rng(
+            [s.sample_seed, i]).standard_normal(s.n) for i in range(bees)])}
     if s.name == "mean":
         return {"x": s.true_mean + s.sd * rng.standard_normal(s.n)}
     x = rng.uniform(-2.0, 2.0, s.n)
@@ -107,8 +115,9 @@ def samples(s) -> dict[str, np.ndarray]:
     return {"x": x, "y": w * x + b + s.sd * rng.standard_normal(s.n)}
 
 
-def resolve(s) -> Landscape:
-    """A checked SurfaceConfig as the run uses it."""
+def resolve(s, bees: int = 1) -> Landscape:
+    """A checked SurfaceConfig as the run uses it (`bees`: particles per cell, for data drawn
+    per particle)."""
     if s.expr is not None:
         start = tuple(s.start) if s.start is not None else (0.0, 0.0)
         domain = tuple(s.domain) if s.domain is not None else (-5.0, 5.0, -5.0, 5.0)
@@ -126,15 +135,18 @@ def resolve(s) -> Landscape:
         domain = tuple(s.domain) if s.domain is not None else named.domain
         return Landscape(s.name, 2, np.asarray(start, float), domain,
                          np.asarray(named.minima, float), expr)
-    data = samples(s)
+    data = samples(s, bees)
     if s.name == "mean":
         start = np.asarray(s.start if s.start is not None else [-0.5], float)
-        emp = float(data["x"].mean())
-        marks = [float(start[0]), emp, s.true_mean]
+        emp = data["x"].mean(-1).reshape(-1, 1)  # [1 or particles, 1]
+        marks = [float(start[0]), *emp[:, 0], s.true_mean]
         domain = tuple(s.domain) if s.domain is not None else (min(marks) - 1.5,
                                                                max(marks) + 1.5)
-        return Landscape("mean", 1, start, domain, np.array([[emp]]), samples=data,
-                         info={"true_mean": float(s.true_mean), "empirical_mean": emp})
+        info = {"true_mean": float(s.true_mean)}
+        if not s.resample:
+            info["empirical_mean"] = float(emp[0, 0])
+        return Landscape("mean", 1, start, tuple(map(float, domain)), emp, samples=data,
+                         info=info)
     a = np.stack([data["x"], np.ones_like(data["x"])], axis=1)
     best = np.linalg.lstsq(a, data["y"], rcond=None)[0]
     start = np.asarray(s.start if s.start is not None else [0.0, 0.0], float)
@@ -170,6 +182,9 @@ def check(s) -> None:
     check_number("surface.true_mean", s.true_mean)
     check_number("surface.sd", s.sd, low=0)
     check_number("surface.sample_seed", s.sample_seed, low=0, integer=True)
+    if s.resample and (s.expr is not None or s.name != "mean"):
+        raise SwarmError("surface.resample=true needs surface.name=mean (one sample per "
+                         "particle of the mean landscape)")
     if len(s.true_line) != 2:
         raise SwarmError(f"surface.true_line={list(s.true_line)!r} must be [w, b]")
     for v in s.true_line:
