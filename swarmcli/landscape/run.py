@@ -30,7 +30,8 @@ from swarmcli import grid, lock, memory, optim, plan, results, schedules, stats,
 from swarmcli.config import SwarmError, schedule_params
 from swarmcli.engine import parts, runtime
 from swarmcli.landscape import particles, surfaces
-from swarmcli.runner import RunSummary, print_table
+from swarmcli.objective import RunSummary
+from swarmcli.stats import print_table
 
 
 def prepare(cfg):
