@@ -37,7 +37,8 @@ commands:
   rerun RUN_DIR [OVERRIDES]  re-execute a saved run into a new dir; report bit-identity
   render RUN_DIR [KEY=VALUE] re-draw stills and animations from saved results (no training)
   collect MULTIRUN_DIR       one table + plots from every job of a multirun; rerun failed jobs
-  list                       sweeps, targets, activations, optimizers, inits, schedules
+  list                       sweeps, targets, activations, optimizers, inits, schedules,
+                             tasks, surfaces
 """
 
 
@@ -179,7 +180,8 @@ def cmd_list(rest: list[str]) -> None:
                     if p.name.endswith(".yaml"))
     for title, names in [("sweeps", sweeps), ("targets", targets.TARGETS),
                          ("activations", choices.ACTIVATIONS), ("optimizers", choices.OPTIMIZERS),
-                         ("inits", choices.INITS), ("schedules", choices.SCHEDULES)]:
+                         ("inits", choices.INITS), ("schedules", choices.SCHEDULES),
+                         ("tasks", choices.TASKS), ("surfaces", choices.SURFACES)]:
         print(f"{title + ':':13} {', '.join(names)}")
     print("optimizer defaults (any optim.* key left null takes them):")
     for name, defaults in choices.DEFAULTS.items():

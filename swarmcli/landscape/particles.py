@@ -72,7 +72,7 @@ def descend(loss_fn, start: np.ndarray, name: str, hyper: dict, flags: dict, sch
     """Every particle's path: `hyper` per-particle [particles] float64 tensors (optim.py's
     names), `schedule` a parts.Schedule (name, resolved params)."""
     dt = getattr(torch, dtype)
-    p = torch.as_tensor(start, dtype=dt).to(device).contiguous()
+    p = torch.tensor(start, dtype=dt, device=device)  # a copy: the caller's start stays
     n = p.shape[0]
     opt = optim.OPTIMIZERS[name](p, **flags, **hyper)
     base_lr = torch.as_tensor(hyper["lr"], dtype=torch.float64).to(device)
