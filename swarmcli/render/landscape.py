@@ -30,11 +30,12 @@ TAIL = 12  # recorded frames a particle's fading tail spans in the animation
 FAR = 1.0  # a point more than this many domain widths outside it (diverging) is not drawn
 
 
-def title(run: Run, what: str) -> str:
+def title(run: Run, what: str, named: bool = True) -> str:
+    """'WHAT on SURFACE: LESSON' (the surface left out where `what` names it)."""
     lesson = run.manifest.get("lesson") or ""
     s = run.manifest.get("surface", {})
     name = s.get("expr") or s.get("name", "surface")
-    return f"{what} on {name}" + (f": {lesson}" if lesson else "")
+    return what + (f" on {name}" if named else "") + (f": {lesson}" if lesson else "")
 
 
 def landscapes(run: Run) -> list[list]:
@@ -146,7 +147,7 @@ def mean_figure(run: Run, cfg: dict):
     """Seed 004's picture per cell: l(mu) per sample (one curve per particle when each draws
     its own), the GD iterates as red stars on it, the empirical mean(s) blue, the true mean
     green."""
-    cv = scenes.Canvas(run, cfg, title(run, "Gradient descent for a mean"))
+    cv = scenes.Canvas(run, cfg, title(run, "Gradient descent for a mean", named=False))
     rows, cols = grid_of(len(run.cells))
     axs = cv.fig.subplots(rows, cols, squeeze=False)
     for ax in axs.flat[len(run.cells):]:
