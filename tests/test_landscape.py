@@ -186,6 +186,21 @@ def test_gd_mean_lesson_and_the_closed_form_of_gd_on_a_quadratic(gd_mean):
     np.testing.assert_array_equal(first5, run.cell(n=5).array("samples_x"))
 
 
+@pytest.mark.slow  # 3 cells x 20 bees x 150 steps
+def test_saddle_escape_lesson(tmp_path):
+    run = shipped(tmp_path, "saddle_escape")
+    gd, mom, adam = (run.cell(optimizer=o) for o in ("GD", "momentum 0.9", "Adam"))
+    end = {k: c.array("position")[:, -1] for k, c in (("gd", gd), ("mom", mom),
+                                                       ("adam", adam))}
+    assert (np.abs(end["gd"][:, 1]) < 0.1).all() and (gd.loss[:, -1] > 0).all()
+    assert np.median(gd.loss[:, -1]) == pytest.approx(0.009, abs=0.001)
+    assert (mom.loss[:, -1] < -0.24).all() and (np.abs(end["mom"][:, 1] - 1) < 0.05).any() \
+        and (np.abs(end["mom"][:, 1] + 1) < 0.05).any()  # both minima
+    start = mom.array("position")[:, 0, 1]
+    assert (np.sign(end["mom"][:, 1]) == np.sign(start)).all()  # each to its own side
+    assert (np.abs(end["adam"][:, 1]) > 0.9).all() and (np.abs(end["adam"][:, 0]) > 0.5).all()
+
+
 def test_a_rerun_is_bit_identical_and_the_figures_fit(tmp_path):
     cfg = ["task=landscape", "+sweep.paired.optimizer.optim.name=[sgd,adam]",
            "+sweep.paired.optimizer.optim.lr=[0.01,0.2]", "surface.spread=0.2", "train.bees=4",
