@@ -15,6 +15,7 @@ from conftest import compose_config
 from omegaconf import OmegaConf
 
 from swarmcli import cli, formula, load, preflight, render, results, runner
+from swarmcli.config import SurfaceConfig
 from swarmcli.engine.parts import Schedule
 from swarmcli.errors import SwarmError
 from swarmcli.landscape import particles, surfaces
@@ -104,7 +105,7 @@ def test_particles_follow_torch_optim_step_for_step(case):
 
 
 def test_a_diverging_particle_freezes_and_the_others_move_on():
-    land = surfaces.resolve(compose_config(["task=landscape"]).surface)
+    land = surfaces.resolve(SurfaceConfig())
     lr = torch.tensor([0.045, 0.01], dtype=torch.float64)
     got = particles.descend(particles.loss_function(land, torch.float64, "cpu"),
                             np.tile(land.start, (2, 1)), "sgd", {**hyper_of("sgd", {}, 2),
@@ -124,8 +125,7 @@ def test_a_users_formula_gets_exact_gradients():
     x, y = 0.3, -0.7
     exact = [2 * x + y * np.cos(x * y), 20 * y + x * np.cos(x * y)]
     np.testing.assert_allclose(g[0].numpy(), exact, rtol=1e-14)
-    assert surfaces.resolve(compose_config(
-        ["task=landscape", f"surface.expr='{f}'"]).surface).minima.shape == (1, 2)
+    assert surfaces.resolve(SurfaceConfig(expr=f)).minima.shape == (1, 2)
 
 
 def shipped(tmp_path, sweep: str):
@@ -288,3 +288,24 @@ def test_swarm_rerun_of_a_landscape_run_says_bit_identical(tmp_path):
     proc = swarm("rerun", str(run_dir))
     assert proc.returncode == 0, proc.stderr
     assert "rerun is bit-identical" in proc.stdout
+
+
+@pytest.mark.parametrize("name", sorted(surfaces.NAMED))
+def test_each_named_surface_is_flat_and_lowest_at_its_minima(name):
+    land = surfaces.resolve(SurfaceConfig(name=name))
+    p = torch.tensor(land.minima, dtype=torch.float64, requires_grad=True)
+    value = particles.loss_function(land, torch.float64, "cpu")(p)
+    (g,) = torch.autograd.grad(value.sum(), p)
+    assert g.abs().max() < 1e-4  # Himmelblau's minima are given to 6 decimals
+    _, _, z = land.mesh(101)
+    assert value.detach().min().item() <= z.min() + 1e-9
+
+
+def test_line_is_least_squares_and_gradient_descent_finds_it():
+    land = surfaces.resolve(SurfaceConfig(name="line", n=30, sd=0.5))
+    w, b = np.polyfit(land.samples["x"], land.samples["y"], 1)
+    np.testing.assert_allclose(land.minima[0], [w, b], rtol=1e-10)
+    got = particles.descend(particles.loss_function(land, torch.float64, "cpu"),
+                            land.start[None, :], "sgd", hyper_of("sgd", {"lr": 0.1}, 1), {},
+                            Schedule("constant", {}), 300, [0, 300])
+    np.testing.assert_allclose(got.position[0, -1], [w, b], atol=1e-8)
