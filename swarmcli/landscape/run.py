@@ -106,7 +106,7 @@ def run(cfg, run_dir, *, out=sys.stdout) -> RunSummary:
                     finals[cell.index] = arrays["loss"][:, -1].copy()
                     writer.save_cell(cell.index, arrays, {
                         "diverged": n_div, "dims": land.dims, "surface": land.name,
-                        "expr": land.expr, **land.info})
+                        "expr": land.expr, "start": land.start.tolist(), **land.info})
                     rows += results.summary_rows(axis_names, cell.labels, cell.index, arrays)
             table = stats.compare_cells([finals[c.index] for c in cells], seed=tr.seed)
             for r in rows:

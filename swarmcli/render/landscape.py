@@ -104,7 +104,7 @@ def paths(run: Run, cfg: dict):
         return
     colors = dict(zip([c.index for c in run.cells], stills.cell_colors(len(run.cells))))
     groups = landscapes(run)
-    cv = scenes.Canvas(run, cfg, title(run, "Particle paths"), reserve_px=0)
+    cv = scenes.Canvas(run, cfg, title(run, "Particle paths", named=len(groups) == 1))
     rows, cols = grid_of(len(groups))
     axs = cv.fig.subplots(rows, cols, squeeze=False)
     for ax in axs.flat[len(groups):]:
@@ -130,8 +130,16 @@ def paths(run: Run, cfg: dict):
                     last = np.asarray(last)
                     ax.plot(last[:, 0], last[:, 1], "x", color=style.DIVERGED, ms=7, mew=1.5,
                             zorder=6)
-        start = np.asarray(cells[0].array("position"))[0, 0]
+        start = cells[0].info.get("start")
+        if start is None:  # the configured start: the centre of a spread
+            start = np.asarray(cells[0].array("position"))[:, 0].mean(0)
         ax.plot(*start, "o", mfc="white", mec="black", ms=6, zorder=6)
+        if len(groups) > 1:
+            name = cells[0].info.get("surface", "")  # a shipped name, or the user's formula
+            name = cells[0].info.get("expr") if name == "expr" else name
+            text, size = cv.fit(str(name), cv.panel_px(rows, cols)[0],
+                                style.RC["axes.titlesize"])
+            ax.set_title(text, fontsize=size)
     handles = [Line2D([], [], color=colors[c.index], lw=2, label=label(c)) for c in run.cells]
     handles += [Line2D([], [], ls="", marker="*", color="red", ms=10, label="minimum"),
                 Line2D([], [], ls="", marker="o", mfc="white", mec="black", label="start")]
@@ -224,7 +232,7 @@ def animation(run: Run, cfg: dict, path: Path) -> Path:
     groups = landscapes(run)
     colors = dict(zip([c.index for c in run.cells], stills.cell_colors(len(run.cells))))
     with matplotlib.rc_context(style.RC):
-        cv = scenes.Canvas(run, cfg, title(run, "Particles"))
+        cv = scenes.Canvas(run, cfg, title(run, "Particles", named=len(groups) == 1))
         rows, cols = grid_of(len(groups))
         axs = cv.fig.subplots(rows, cols, squeeze=False)
         for ax in axs.flat[len(groups):]:
