@@ -239,6 +239,11 @@ BAD = [
     (["surface.spread=-1"], "surface.spread=-1.0 must be a number >= 0"),
     (["surface.resample=true"], "surface.resample=true needs surface.name=mean"),
     (["task.kind=regresion"], "task.kind='regresion' is not one of: regression, landscape"),
+    (["surface.name=mean", "surface.n=0"], "surface.n=0 must be an integer in [1, 1000000]"),
+    (["surface.grid=1"], "surface.grid=1 must be an integer in [2, 2001]"),
+    (["train.bees=10000000000", "train.memory_limit_gb=1"],
+     "this landscape run needs ~34943.2 GiB, more than the 1.0 GiB allowed "
+     "(train.memory_limit_gb); lower train.bees (now 10000000000)"),
 ]
 
 

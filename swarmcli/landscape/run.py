@@ -51,7 +51,8 @@ def prepare(cfg):
     if need > allowed:
         raise SwarmError(f"this landscape run needs ~{memory.size(need)}, more than the "
                          f"{memory.size(allowed)} allowed (train.memory_limit_gb); lower "
-                         f"train.bees, train.epochs (or raise train.stride) or surface.grid")
+                         f"train.bees (now {tr.bees}), train.epochs (now {tr.epochs}; or raise "
+                         f"train.stride) or surface.grid (now {s.grid})")
     return axes, cells, groups, device
 
 
