@@ -5,7 +5,8 @@
   panel (seed 003's picture). The 1-D `mean` landscape is drawn as seed 004 draws it: the loss
   over mu, the GD iterates as stars on it, the empirical and the true mean marked.
 - `loss` -> loss.png: each cell's loss per step (median over particles, inter-quartile band).
-- `hive_animation` -> paths_animation.mp4: the swarm of particles moving, with fading tails.
+- `hive_animation` -> paths_animation.mp4 (.gif with render.format=gif): the swarm of particles
+  moving, with fading tails.
 
 The figure names of `render.what` keep their meaning ("the swarm of each cell", "its loss"), so
 one set of keys serves both tasks; a name with no landscape figure is reported and skipped.
@@ -14,6 +15,7 @@ one set of keys serves both tasks; a name with no landscape figure is reported a
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -224,11 +226,14 @@ def loss(run: Run, cfg: dict):
 
 
 def animation(run: Run, cfg: dict, path: Path) -> Path:
-    """paths_animation.mp4: the particles of every cell moving over the contours, each with a
-    tail of its last TAIL recorded positions fading out. Static parts are drawn once and
-    blitted; frames go straight from the canvas to ffmpeg."""
-    tl = video.timeline(len(run.frames), cfg["fps"], cfg["min_seconds"], cfg["max_seconds"],
-                        cfg["frame_stride"])
+    """paths_animation.mp4 (or .gif): the particles of every cell moving over the contours, each
+    with a tail of its last TAIL recorded positions fading out. Static parts are drawn once and
+    blitted; frames go straight from the canvas to ffmpeg (a GIF: H.264 first, then one
+    64-colour palette, as video.py's GIFs)."""
+    gif = cfg["format"] == "gif"
+    fps = min(cfg["fps"], video.GIF_FPS) if gif else cfg["fps"]
+    tl = video.timeline(len(run.frames), fps, cfg["min_seconds"], cfg["max_seconds"],
+                        cfg["frame_stride"], max_frames=video.GIF_MAX_FRAMES if gif else None)
     groups = landscapes(run)
     colors = dict(zip([c.index for c in run.cells], stills.cell_colors(len(run.cells))))
     with matplotlib.rc_context(style.RC):
@@ -280,11 +285,28 @@ def animation(run: Run, cfg: dict, path: Path) -> Path:
                 cv.fig.draw_artist(counter)
                 writer.send(bytes(canvas.buffer_rgba()))
             writer.close()
-            os.replace(tmp, path)
+            if gif:
+                to_gif(tmp, path)
+            else:
+                os.replace(tmp, path)
         finally:
             writer.close()
             tmp.unlink(missing_ok=True)
     return path
+
+
+def to_gif(mp4: Path, path: Path) -> None:
+    """An H.264 file as a GIF of one shared palette, written beside `path` and renamed."""
+    tmp = path.with_name(f".{path.name}.tmp.gif")
+    lavfi = (f"split[a][b];[a]palettegen=max_colors={video.GIF_COLORS}[p];"
+             "[b][p]paletteuse=dither=none")
+    try:
+        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-i", str(mp4),
+                        "-lavfi", lavfi, "-loop", "0", str(tmp)], check=True,
+                       stdin=subprocess.DEVNULL, capture_output=True)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 STILLS = {"hive": paths, "loss": loss}
@@ -299,12 +321,11 @@ def render(run: Run, what: list[str], cfg: dict, fig_dir: Path, out, save_png) -
             with matplotlib.rc_context(style.RC):
                 for name, fig in STILLS[w](run, cfg):
                     written.append(save_png(fig, fig_dir / name))
-        elif w in ANIMATIONS and run.cells[0].info.get("dims", 2) == 2 \
-                and cfg["format"] == "mp4":
-            written.append(animation(run, cfg, fig_dir / f"{ANIMATIONS[w]}.mp4"))
+        elif w in ANIMATIONS and run.cells[0].info.get("dims", 2) == 2:
+            written.append(animation(run, cfg, fig_dir / f"{ANIMATIONS[w]}.{cfg['format']}"))
         else:
             print(f"{w}: not drawn for this landscape run (it draws hive as paths.png, loss, "
-                  f"and hive_animation as an mp4 of a 2-D surface)", file=out)
+                  f"and hive_animation for a 2-D surface)", file=out)
             continue
         print(f"wrote {written[-1]}", file=out, flush=True)
     return written
