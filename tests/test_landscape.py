@@ -319,3 +319,15 @@ def test_line_is_least_squares_and_gradient_descent_finds_it():
                             land.start[None, :], "sgd", hyper_of("sgd", {"lr": 0.1}, 1), {},
                             Schedule("constant", {}), 300, [0, 300])
     np.testing.assert_allclose(got.position[0, -1], [w, b], atol=1e-8)
+
+
+def test_a_two_variable_formula_runs_on_numpy_and_pickles():
+    import pickle
+
+    f = formula.compile_formula("x*y + 2**x", "surface.expr", ("x", "y"))
+    np.testing.assert_array_equal(f(np.array([1.0, 2.0]), np.array([[3.0], [4.0]])),
+                                  [[5.0, 10.0], [6.0, 12.0]])  # broadcast like numpy
+    g = pickle.loads(pickle.dumps(f))
+    assert g.variables == ("x", "y") and g(2.0, 3.0) == 10.0
+    with pytest.raises(SwarmError, match="'y' is not allowed"):
+        formula.compile_formula("x*y")  # a target stays a formula in x alone
