@@ -221,9 +221,17 @@ def test_a_rerun_is_bit_identical_and_the_figures_fit(tmp_path):
                                                "min_seconds": 1.0, "max_seconds": 2.0}, out=out)
     assert [p.name for p in paths] == ["paths_animation.mp4"]
     assert paths[0].stat().st_size > 1000 and "compare: not drawn" in out.getvalue()
-    (gif,) = render.render_run(tmp_path / "a", {"what": ["hive_animation"], "format": "gif",
-                                               "width": 320, "height": 240, "fps": 10,
-                                               "min_seconds": 1.0, "max_seconds": 2.0},
+
+
+@pytest.mark.slow  # a run and a GIF: ~3 s
+def test_the_animation_as_a_gif(tmp_path):
+    runner.run(compose_config(["task=landscape", "surface.name=himmelblau", "train.bees=5",
+                               "surface.spread=1", "train.epochs=20", "optim.lr=0.01",
+                               "progress=false", "render.what=[none]"]), tmp_path / "h",
+               out=io.StringIO())
+    (gif,) = render.render_run(tmp_path / "h", {"what": ["hive_animation"], "format": "gif",
+                                                "width": 320, "height": 240, "fps": 10,
+                                                "min_seconds": 1.0, "max_seconds": 2.0},
                                out=io.StringIO())
     assert gif.name == "paths_animation.gif" and gif.read_bytes()[:6] == b"GIF89a"
 
