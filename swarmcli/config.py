@@ -305,6 +305,12 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
     return cfg
 
 
+def task_kind(cfg) -> str:
+    """cfg.task.kind, or "regression" for a config saved before tasks existed (an old run dir's
+    .hydra/config.yaml, which Hydra loads in struct mode: a missing key raises AttributeError)."""
+    return getattr(getattr(cfg, "task", None), "kind", None) or "regression"
+
+
 def schedule_params(cfg: SwarmConfig) -> dict:
     return {k: v for k, v in vars(cfg.schedule).items() if k != "name"}
 

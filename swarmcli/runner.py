@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from swarmcli import grid, lock, memory, nn, plan, results, stats, stops, targets
+from swarmcli import config, grid, lock, memory, nn, plan, results, stats, stops, targets
 from swarmcli.config import SwarmError
 from swarmcli.engine import loop, runtime
 from swarmcli.objective import RunSummary  # noqa: F401 (runner.RunSummary: where callers look)
@@ -29,7 +29,7 @@ def manifest(cfg, axes, cells, device: str) -> dict:
 def prepare(cfg):
     """Validate, expand and size a run, building no array: (axes, cells, groups of cells,
     device). A run that would not fit in memory is refused here, before its data exists."""
-    if cfg.task.kind == "landscape":
+    if config.task_kind(cfg) == "landscape":
         from swarmcli.landscape import run as landscape_run
         return landscape_run.prepare(cfg)
     memory.check_data(cfg)
@@ -49,7 +49,7 @@ def run(cfg, run_dir, *, out=sys.stdout) -> RunSummary:
     However the run ends, swarm.json says so: `complete` only after the last cell and the
     summary, `interrupted` after Ctrl-C or SIGTERM, `failed` after an error (a full disk
     included, as far as the disk still takes the note)."""
-    if cfg.task.kind == "landscape":
+    if config.task_kind(cfg) == "landscape":
         from swarmcli.landscape import run as landscape_run
         return landscape_run.run(cfg, run_dir, out=out)
     from tqdm import tqdm

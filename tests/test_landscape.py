@@ -339,3 +339,19 @@ def test_a_two_variable_formula_runs_on_numpy_and_pickles():
     assert g.variables == ("x", "y") and g(2.0, 3.0) == 10.0
     with pytest.raises(SwarmError, match="'y' is not allowed"):
         formula.compile_formula("x*y")  # a target stays a formula in x alone
+
+
+def test_a_config_saved_before_tasks_existed_is_still_a_regression(landscape_config):
+    """An old run dir's .hydra/config.yaml has no `task`; Hydra loads it in struct mode."""
+    from omegaconf import open_dict
+
+    from swarmcli import config
+
+    cfg = copy.deepcopy(landscape_config)
+    with open_dict(cfg):
+        del cfg["task"], cfg["surface"]
+    OmegaConf.set_struct(cfg, True)
+    assert config.task_kind(cfg) == "regression" and config.task_kind(landscape_config) == \
+        "landscape"
+    _, cells, _, _ = runner.prepare(cfg)  # what `swarm rerun OLD_DIR` runs first
+    assert cells[0].cfg.task.kind == "regression"
