@@ -7,6 +7,8 @@ take their list from here (a test keeps the implementations and the names equal)
 
 from __future__ import annotations
 
+TASKS = ("regression", "landscape", "classification")
+
 ACTIVATIONS = ("relu", "tanh", "tanhshrink", "sigmoid", "leaky_relu", "identity", "elu", "gelu",
                "silu", "softplus", "sin")
 
@@ -62,7 +64,7 @@ RENDER_FORMATS = ("mp4", "gif")
 # List-valued keys and the names their items take; keys that are true or false.
 LISTS = {"train.record": RECORDABLE, "render.what": RENDER_WHAT}
 BOOLEANS = ("progress", "overwrite", "model.batch_norm", "optim.nesterov", "optim.centered",
-            "render.report")
+            "render.report", "surface.resample")
 
 
 def effective(optim_cfg) -> dict:
@@ -71,3 +73,7 @@ def effective(optim_cfg) -> dict:
     given = {k: v for k, v in vars(optim_cfg).items() if k != "name"}
     return {**given, **{k: v if given.get(k) is None else given[k]
                         for k, v in DEFAULTS[optim_cfg.name].items()}}
+
+# task=landscape: the named surfaces (swarmcli/landscape/surfaces.py defines each) and the
+# data landscapes (a loss over parameters fitted to generated data).
+SURFACES = ("beale", "rosenbrock", "himmelblau", "bowl", "saddle", "rastrigin", "mean", "line")

@@ -38,7 +38,8 @@ commands:
   render RUN_DIR [KEY=VALUE] re-draw stills and animations from saved results (no training)
   collect MULTIRUN_DIR       one table + plots from every job of a multirun; rerun failed jobs
   report RUN_DIR|MULTIRUN_DIR  one self-contained HTML page (report.html) to open offline
-  list                       sweeps, targets, activations, optimizers, inits, schedules
+  list                       sweeps, targets, activations, optimizers, inits, schedules,
+                             tasks, surfaces
 """
 
 
@@ -185,7 +186,8 @@ def cmd_list(rest: list[str]) -> None:
                     if p.name.endswith(".yaml"))
     for title, names in [("sweeps", sweeps), ("targets", targets.TARGETS),
                          ("activations", choices.ACTIVATIONS), ("optimizers", choices.OPTIMIZERS),
-                         ("inits", choices.INITS), ("schedules", choices.SCHEDULES)]:
+                         ("inits", choices.INITS), ("schedules", choices.SCHEDULES),
+                         ("tasks", choices.TASKS), ("surfaces", choices.SURFACES)]:
         print(f"{title + ':':13} {', '.join(names)}")
     print("optimizer defaults (any optim.* key left null takes them):")
     for name, defaults in choices.DEFAULTS.items():

@@ -104,6 +104,7 @@ def options(name: str) -> tuple[str, ...] | None:
         "train.dtype": choices.DTYPES, "train.compile": choices.COMPILE,
         "train.threads": tuple(dict.fromkeys(("auto", "1", cores))),
         "render.format": choices.RENDER_FORMATS, **choices.LISTS,
+        "task.kind": choices.TASKS, "surface.name": choices.SURFACES,
         **{k: BOOLEAN for k in choices.BOOLEANS},
     }.get(name)
 

@@ -211,10 +211,39 @@ class LoggerConfig:
     tensorboard: TensorBoardLoggerConfig | None = None
     mlflow: MlflowLoggerConfig | None = None
     wandb: WandbLoggerConfig | None = None
+class SurfaceConfig:
+    """task=landscape: the loss surface whose particles (bees) the optimizers move, or the data
+    whose loss it is (mean, line). `swarm list` names the surfaces."""
+
+    name: str = "beale"  # beale | rosenbrock | himmelblau | bowl | saddle | rastrigin | mean | line
+    expr: str | None = None  # your own f(x, y), e.g. "x**2 + 10*y**2" (whitelist parser; wins
+    # over name)
+    start: list[float] | None = None  # where particles start ([mu] for mean); null: the surface's
+    spread: float = 0.0  # sd of each particle's Gaussian offset from start (0: all at start)
+    domain: list[float] | None = None  # drawn: [x_lo, x_hi, y_lo, y_hi] ([lo, hi] for mean)
+    condition: float = 10.0  # bowl: f = (x^2 + condition * y^2) / 2, the Hessian's condition
+    n: int = 5  # mean, line: how many samples
+    true_mean: float = 2.0  # mean: samples ~ N(true_mean, sd^2)
+    sd: float = 3.0  # mean: the samples' sd; line: the noise sd
+    sample_seed: int = 0  # mean, line: the data are drawn once, from this seed
+    resample: bool = False  # mean: each particle draws its own n samples (seeded by sample_seed
+    # and its index), so a swarm shows the sampling error; false: one sample shared by all
+    true_line: list[float] = field(default_factory=lambda: [2.0, -1.0])  # line: [w, b] of
+    # y = w x + b + noise
+    grid: int = 201  # points per side where the surface is evaluated for drawing
+
+
+@dataclass
+class TaskConfig:
+    """What the bees learn: a 1-D target (regression), a point on a loss surface (landscape) or a
+    2-D decision boundary (classification)."""
+
+    kind: str = "regression"  # regression | landscape | classification
 
 
 @dataclass
 class SwarmConfig:
+    task: TaskConfig = field(default_factory=lambda: TaskConfig())
     target: TargetConfig = field(default_factory=TargetConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -224,6 +253,7 @@ class SwarmConfig:
     render: RenderConfig = field(default_factory=RenderConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    surface: SurfaceConfig = field(default_factory=SurfaceConfig)
     progress: bool = True  # progress bar (only ever shown on a terminal)
     overwrite: bool = False  # replace a finished run already in hydra.run.dir
 
@@ -254,6 +284,11 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
     from swarmcli.objective import check_objective
 
     t, m, o, tr = cfg.target, cfg.model, cfg.optim, cfg.train
+    check_choice("task.kind", cfg.task.kind, choices.TASKS)
+    if cfg.task.kind == "landscape":
+        from swarmcli.landscape import surfaces
+
+        surfaces.check(cfg.surface)
     check_choice("target.name", t.name, targets.TARGETS)
     if len(t.domain) != 2 or not t.domain[0] < t.domain[1]:
         raise SwarmError(f"target.domain={list(t.domain)!r} must be [low, high] with low < high")
@@ -276,7 +311,8 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
     check_number("model.dropout", m.dropout, low=0, high=1, high_open=True)
     check_choice("optim.name", o.name, choices.OPTIMIZERS)
     eff = choices.effective(o)
-    check_number("optim.lr", eff["lr"], low=0, low_open=True)
+    # a particle may stand still (lr 0: seed 003's baseline path); a net at lr 0 is a mistake
+    check_number("optim.lr", eff["lr"], low=0, low_open=cfg.task.kind != "landscape")
     for key in ("momentum", "dampening", "alpha", "lr_decay", "initial_accumulator_value",
                 "momentum_decay", "weight_decay"):
         if eff.get(key) is not None:
@@ -319,6 +355,12 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
     if cfg.logger.wandb is not None and cfg.logger.wandb.mode is not None:
         check_choice("logger.wandb.mode", cfg.logger.wandb.mode, choices.WANDB_MODES)
     return cfg
+
+
+def task_kind(cfg) -> str:
+    """cfg.task.kind, or "regression" for a config saved before tasks existed (an old run dir's
+    .hydra/config.yaml, which Hydra loads in struct mode: a missing key raises AttributeError)."""
+    return getattr(getattr(cfg, "task", None), "kind", None) or "regression"
 
 
 def schedule_params(cfg: SwarmConfig) -> dict:

@@ -1,4 +1,5 @@
-"""A user's own target as a formula in x, e.g. `sin(3*x)*exp(-x**2/4)`.
+"""A user's own target as a formula in x, e.g. `sin(3*x)*exp(-x**2/4)`, or a loss surface in
+x and y (task=landscape, `variables=("x", "y")`).
 
 The text is parsed with `ast.parse(..., mode="eval")` and then checked against a whitelist:
 numbers, the name `x`, the constants `pi` and `e`, the operators + - * / ** (and unary + -),
@@ -10,12 +11,17 @@ Arithmetic is numpy float64, so `9**9**9` or `exp(1000)` gives inf rather than a
 or a hang. A sub-expression without x (`9**9**9`, `log(0)`) is folded when compiled and
 rejected there if it is not finite; a formula whose values are not finite on the training
 domain (`1/x` at x = 0) is reported by `check_values`, which names the first bad x.
+
+The compiled tree takes its operations from an `Ops` table (numpy's by default), so the landscape
+task runs the very same checked tree on torch tensors (`Formula.apply(ops, x, y)`) and gets exact
+gradients by autograd, while this module itself never imports torch.
 """
 
 from __future__ import annotations
 
 import ast
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -59,7 +65,28 @@ BINARY: dict[type, np.ufunc] = {
 }
 UNARY: dict[type, np.ufunc] = {ast.UAdd: np.positive, ast.USub: np.negative}
 
-ALLOWED = f"allowed: x, pi, e, numbers, + - * / **, {', '.join(FUNCTIONS)} (one argument each)"
+
+
+def allowed(variables: tuple[str, ...] = (VARIABLE,)) -> str:
+    return (f"allowed: {', '.join(variables)}, pi, e, numbers, + - * / **, "
+            f"{', '.join(FUNCTIONS)} (one argument each)")
+
+
+ALLOWED = allowed()
+
+
+@dataclass(frozen=True)
+class Ops:
+    """The operations a compiled formula calls, by name (functions) or ast operator type; `const`
+    turns a folded constant into the library's scalar."""
+
+    functions: dict
+    binary: dict
+    unary: dict
+    const: Callable
+
+
+NUMPY = Ops(FUNCTIONS, BINARY, UNARY, np.float64)
 
 # What a rejected construct is called in the message, after its text.
 _KINDS = {
@@ -88,32 +115,46 @@ _KINDS = {
 
 
 class Formula:
-    """A compiled formula: `f(x)` takes an array of x and returns float64 y of the same shape.
+    """A compiled formula: `f(x)` (or `f(x, y)` for two variables) takes arrays and returns
+    float64 values of their broadcast shape; `apply(ops, *values)` runs it on another library's
+    values (torch tensors).
 
     Pickles as its text (closures do not pickle), so it can be sent to worker processes."""
 
-    def __init__(self, text: str, fn: Callable[[np.ndarray], np.ndarray]):
+    def __init__(self, text: str, fn: Callable, variables: tuple[str, ...] = (VARIABLE,)):
         self.text = text
         self._fn = fn
+        self.variables = tuple(variables)
 
-    def __call__(self, x) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
+    def __call__(self, *xs) -> np.ndarray:
+        if len(xs) != len(self.variables):
+            raise TypeError(f"{self!r} takes {len(self.variables)} arrays, not {len(xs)}")
+        xs = tuple(np.asarray(x, dtype=np.float64) for x in xs)
         with np.errstate(all="ignore"):
-            y = np.asarray(self._fn(x), dtype=np.float64)
-        return np.broadcast_to(y, x.shape).copy()
+            y = np.asarray(self._fn(xs, NUMPY), dtype=np.float64)
+        return np.broadcast_to(y, np.broadcast_shapes(*(x.shape for x in xs))).copy()
+
+    def apply(self, ops: Ops, *values):
+        """The formula on `values` with `ops`' operations (a constant formula returns a
+        scalar)."""
+        return self._fn(tuple(values), ops)
 
     def __reduce__(self):
-        return compile_formula, (self.text,)
+        return compile_formula, (self.text, "target.expr", self.variables)
 
     def __repr__(self) -> str:
         return f"Formula({self.text!r})"
 
 
-def compile_formula(text: str, key: str = "target.expr") -> Formula:
+def compile_formula(text: str, key: str = "target.expr",
+                    variables: tuple[str, ...] = (VARIABLE,)) -> Formula:
     """Parse and check `text` and return it compiled; raise SwarmError (one line) if it is not
-    a formula in x made only of the allowed parts. `key` names the setting in messages."""
+    a formula in `variables` made only of the allowed parts. `key` names the setting in
+    messages."""
+    variables = tuple(variables)
+    names = " and ".join(variables)
     if not isinstance(text, str):
-        raise SwarmError(f"{key}={text!r} must be a formula in x, e.g. sin(3*x)")
+        raise SwarmError(f"{key}={text!r} must be a formula in {names}, e.g. sin(3*x)")
     if len(text) > MAX_LENGTH:
         raise SwarmError(
             f"{key} is {len(text)} characters long ({text[:20]!r}...); "
@@ -127,7 +168,7 @@ def compile_formula(text: str, key: str = "target.expr") -> Formula:
             )
     body = text.lstrip(" ")
     if not body.strip():
-        raise SwarmError(f"{key} is empty; write a formula in x, e.g. sin(3*x)")
+        raise SwarmError(f"{key} is empty; write a formula in {names}, e.g. sin(3*x)")
     indent = len(text) - len(body)
     try:
         tree = ast.parse(body, mode="eval")
@@ -138,7 +179,7 @@ def compile_formula(text: str, key: str = "target.expr") -> Formula:
         ) from None
     except (ValueError, RecursionError, MemoryError) as e:
         raise SwarmError(f"{key}: cannot parse {text!r}: {type(e).__name__}") from None
-    checker = _Compiler(text, indent, key)
+    checker = _Compiler(text, indent, key, variables)
     nodes = sum(isinstance(n, ast.expr) for n in ast.walk(tree))
     if nodes > MAX_NODES:
         raise SwarmError(
@@ -146,7 +187,7 @@ def compile_formula(text: str, key: str = "target.expr") -> Formula:
         )
     with np.errstate(all="ignore"):  # folding 9**9**9 overflows to inf, reported as such
         fn, _ = checker.compile(tree.body, depth=1)
-    return Formula(text, fn)
+    return Formula(text, fn, variables)
 
 
 def check_values(x, y, key: str = "target.expr", text: str | None = None) -> np.ndarray:
@@ -171,15 +212,17 @@ def evaluate(text: str, x, key: str = "target.expr") -> np.ndarray:
     return check_values(x, compile_formula(text, key)(x), key, text)
 
 
-def _constant(value: np.float64) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda x: value
+def _constant(value: np.float64) -> Callable:
+    return lambda vs, ops: ops.const(value)
 
 
 class _Compiler:
     """Checks a node and returns (closure of x, folded value or None when it depends on x)."""
 
-    def __init__(self, text: str, indent: int, key: str):
+    def __init__(self, text: str, indent: int, key: str, variables: tuple[str, ...]):
         self.text, self.indent, self.key = text, indent, key
+        self.variables = variables
+        self.allowed = allowed(variables)
 
     # -- messages --------------------------------------------------------------------------
 
@@ -187,7 +230,7 @@ class _Compiler:
         note = f" ({why})" if why else ""
         return SwarmError(
             f"{self.key}: {token!r}{note} is not allowed at column {col + 1} "
-            f"of {self.text!r}; {ALLOWED}"
+            f"of {self.text!r}; {self.allowed}"
         )
 
     def start(self, node: ast.AST) -> int:
@@ -242,8 +285,9 @@ class _Compiler:
         return _constant(value), value
 
     def name(self, node: ast.Name):
-        if node.id == VARIABLE:
-            return (lambda x: x), None
+        if node.id in self.variables:
+            i = self.variables.index(node.id)
+            return (lambda vs, ops: vs[i]), None
         if node.id in CONSTANTS:
             value = np.float64(CONSTANTS[node.id])
             return _constant(value), value
@@ -255,21 +299,23 @@ class _Compiler:
         if op is None:
             tok, col = self.between(node.left, node.right)
             raise self.reject(tok, col, "operator")
+        kind = type(node.op)
         left, lc = self.compile(node.left, depth + 1)
         right, rc = self.compile(node.right, depth + 1)
         if lc is not None and rc is not None:
             return self.fold(node, op(lc, rc))
-        return (lambda x: op(left(x), right(x))), None
+        return (lambda vs, ops: ops.binary[kind](left(vs, ops), right(vs, ops))), None
 
     def unary(self, node: ast.UnaryOp, depth: int):
         op = UNARY.get(type(node.op))
         if op is None:
             tok = self.text[self.start(node) : self.start(node.operand)].strip(" ()")
             raise self.reject(tok or self.source(node), self.start(node), "operator")
+        kind = type(node.op)
         arg, c = self.compile(node.operand, depth + 1)
         if c is not None:
             return self.fold(node, op(c))
-        return (lambda x: op(arg(x))), None
+        return (lambda vs, ops: ops.unary[kind](arg(vs, ops))), None
 
     def call(self, node: ast.Call, depth: int):
         func = node.func
@@ -278,7 +324,7 @@ class _Compiler:
             self.compile(func, depth + 1)
             raise self.reject(self.source(func), self.start(func), "not a function")
         if func.id not in FUNCTIONS:
-            why = "not a function" if func.id in CONSTANTS or func.id == VARIABLE else ""
+            why = "not a function" if func.id in CONSTANTS or func.id in self.variables else ""
             raise self.reject(func.id, self.start(func), why)
         if node.keywords:
             kw = node.keywords[0]
@@ -288,13 +334,13 @@ class _Compiler:
         if len(node.args) != 1:
             raise SwarmError(
                 f"{self.key}: {func.id!r} at column {self.start(func) + 1} of {self.text!r} "
-                f"takes exactly 1 argument, not {len(node.args)}; {ALLOWED}"
+                f"takes exactly 1 argument, not {len(node.args)}; {self.allowed}"
             )
-        ufunc = FUNCTIONS[func.id]
+        name, ufunc = func.id, FUNCTIONS[func.id]
         arg, c = self.compile(node.args[0], depth + 1)
         if c is not None:
             return self.fold(node, ufunc(c))
-        return (lambda x: ufunc(arg(x))), None
+        return (lambda vs, ops: ops.functions[name](arg(vs, ops))), None
 
     def fold(self, node: ast.AST, value) -> tuple[Callable, np.float64]:
         """A part without x, computed once; rejected here if it is not finite."""

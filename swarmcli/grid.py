@@ -69,7 +69,7 @@ def _flatten(node, prefix: str, where: str) -> dict[str, list]:
 
 
 def _check_key(key: str, where: str) -> None:
-    known = [f"{g}.{f.name}" for g in ("target", "model", "optim", "schedule", "train")
+    known = [f"{g}.{f.name}" for g in ("target", "model", "optim", "schedule", "train", "surface")
              for f in dataclasses.fields(SwarmConfig.__dataclass_fields__[g].default_factory())]
     if key not in known:
         raise SwarmError(f"{where} key {key!r} is not a config key; valid: {', '.join(known)}")

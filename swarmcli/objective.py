@@ -5,6 +5,8 @@ each other."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -55,3 +57,19 @@ def objective(final_losses, stat: str = "median", q: float = 0.5,
     if not math.isfinite(s[hi]):  # numpy would give nan for inf * 0 or inf - inf
         return math.inf
     return float(s[lo] + (h - lo) * (s[hi] - s[lo]))
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    final_losses: dict[int, np.ndarray]  # cell index -> [bees]
+    diverged: int
+    seconds: float
+    objective_cfg: dict = field(default_factory=dict)
+
+    @property
+    def objective(self) -> float:
+        """The number a Hydra sweeper minimises to find settings that work on average (default:
+        median final loss over every bee, a diverged bee counting as +inf)."""
+        finals = np.concatenate(list(self.final_losses.values()))
+        return objective(finals, **self.objective_cfg)

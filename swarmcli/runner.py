@@ -8,31 +8,16 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from swarmcli import grid, lock, memory, nn, objective, plan, results, stats, stops, targets
+from swarmcli import config, grid, lock, memory, nn, plan, results, stats, stops, targets
 from swarmcli.config import SwarmError
 from swarmcli.engine import loop, runtime
-
-
-@dataclass
-class RunSummary:
-    run_dir: Path
-    final_losses: dict[int, np.ndarray]  # cell index -> [bees]
-    diverged: int
-    seconds: float
-    objective_cfg: dict = field(default_factory=dict)
-
-    @property
-    def objective(self) -> float:
-        """The number a Hydra sweeper minimises to find settings that work on average (default:
-        median final loss over every bee, a diverged bee counting as +inf)."""
-        finals = np.concatenate(list(self.final_losses.values()))
-        return objective.objective(finals, **self.objective_cfg)
+from swarmcli.objective import RunSummary  # noqa: F401 (runner.RunSummary: where callers look)
+from swarmcli.stats import print_table
 
 
 def manifest(cfg, axes, cells, device: str) -> dict:
@@ -44,6 +29,9 @@ def manifest(cfg, axes, cells, device: str) -> dict:
 def prepare(cfg):
     """Validate, expand and size a run, building no array: (axes, cells, groups of cells,
     device). A run that would not fit in memory is refused here, before its data exists."""
+    if config.task_kind(cfg) == "landscape":
+        from swarmcli.landscape import run as landscape_run
+        return landscape_run.prepare(cfg)
     memory.check_data(cfg)
     axes, cells = grid.expand(cfg)
     groups = grid.groups(cells)
@@ -62,6 +50,9 @@ def run(cfg, run_dir, *, out=sys.stdout, tracker=None) -> RunSummary:
     summary, `interrupted` after Ctrl-C or SIGTERM, `failed` after an error (a full disk
     included, as far as the disk still takes the note). `tracker` (loggers.session) is handed
     each cell once it is saved."""
+    if config.task_kind(cfg) == "landscape":
+        from swarmcli.landscape import run as landscape_run
+        return landscape_run.run(cfg, run_dir, out=out)
     from tqdm import tqdm
 
     start = time.perf_counter()
@@ -122,23 +113,3 @@ def run(cfg, run_dir, *, out=sys.stdout, tracker=None) -> RunSummary:
           f"{seconds:.2f} s ({device}, {n_threads} thread{'s' * (n_threads > 1)})", file=out)
     return RunSummary(Path(run_dir), finals, diverged, seconds,
                       asdict(cells[0].cfg.objective))
-
-
-def print_table(cells, axis_names, finals, table: list[stats.CellStats], out) -> None:
-    """Per cell: median final loss with its bootstrap 95% CI, the inter-quartile range, how many
-    diverged, and whether it can be told apart from the best cell (Mann-Whitney U, Holm)."""
-    head = [*(a.rsplit(".", 1)[-1] for a in axis_names), "median loss [95% CI]", "IQR",
-            "diverged", "vs best"]
-    body = []
-    for c in cells:
-        f, st = finals[c.index], table[c.index]
-        ok = f[np.isfinite(f)]
-        q1, q3 = np.percentile(ok, [25, 75]) if ok.size else (np.nan,) * 2
-        body.append([*(c.labels[a] for a in axis_names),
-                     f"{st.median:.3g} [{st.ci_low:.3g}, {st.ci_high:.3g}]", f"{q1:.3g}-{q3:.3g}",
-                     f"{(~np.isfinite(f)).sum()}/{f.size}", st.verdict()])
-    widths = [max(len(str(r[i])) for r in [head, *body]) for i in range(len(head))]
-    for r in [head, *body]:
-        print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip(), file=out)
-    print("vs best: two-sided Mann-Whitney U against the cell of lowest median, Holm-corrected; "
-          "tied = cannot be told apart at p < 0.05", file=out)

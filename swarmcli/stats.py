@@ -147,3 +147,23 @@ def compare_cells(finals: list, *, alpha: float = 0.05, seed: int = 0) -> list[C
     adj = holm(raw)
     return [CellStats(*cis[i], float(adj[i]), i == best or bool(adj[i] >= alpha))
             for i in range(len(finals))]
+
+
+def print_table(cells, axis_names, finals, table: list[CellStats], out) -> None:
+    """Per cell: median final loss with its bootstrap 95% CI, the inter-quartile range, how many
+    diverged, and whether it can be told apart from the best cell (Mann-Whitney U, Holm)."""
+    head = [*(a.rsplit(".", 1)[-1] for a in axis_names), "median loss [95% CI]", "IQR",
+            "diverged", "vs best"]
+    body = []
+    for c in cells:
+        f, st = finals[c.index], table[c.index]
+        ok = f[np.isfinite(f)]
+        q1, q3 = np.percentile(ok, [25, 75]) if ok.size else (np.nan,) * 2
+        body.append([*(c.labels[a] for a in axis_names),
+                     f"{st.median:.3g} [{st.ci_low:.3g}, {st.ci_high:.3g}]", f"{q1:.3g}-{q3:.3g}",
+                     f"{(~np.isfinite(f)).sum()}/{f.size}", st.verdict()])
+    widths = [max(len(str(r[i])) for r in [head, *body]) for i in range(len(head))]
+    for r in [head, *body]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip(), file=out)
+    print("vs best: two-sided Mann-Whitney U against the cell of lowest median, Holm-corrected; "
+          "tied = cannot be told apart at p < 0.05", file=out)

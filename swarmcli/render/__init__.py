@@ -120,6 +120,10 @@ def render_run(run_dir, render_cfg: dict, out=sys.stdout) -> list[Path]:
     if not what:
         return []
     run = results.load(run_dir)
+    if run.manifest.get("task", "regression") == "landscape":
+        from swarmcli.render import landscape
+        (run.path / "figures").mkdir(exist_ok=True)
+        return landscape.render(run, what, cfg, run.path / "figures", out, save_png)
     check_run(run, what, cfg)
     fig_dir = run.path / "figures"
     fig_dir.mkdir(exist_ok=True)

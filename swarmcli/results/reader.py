@@ -78,7 +78,9 @@ class Run:
     def check(self) -> None:
         """Open every array a reader needs (headers only, memory-mapped), so a truncated, empty
         or missing file is named before any work starts, not halfway through a render."""
-        if self.cells:  # written before the first cell (a run stopped earlier may lack them)
+        # written before the first cell (a run stopped earlier may lack them); a landscape run
+        # keeps its surface in each cell instead
+        if self.cells and self.manifest.get("task", "regression") == "regression":
             for name in ("x", "y", "target_x", "target_y"):
                 load_array(self.path / f"{name}.npy")
         for c in self.cells:
