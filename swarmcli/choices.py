@@ -7,6 +7,11 @@ take their list from here (a test keeps the implementations and the names equal)
 
 from __future__ import annotations
 
+TASKS = ("regression", "landscape", "classification")
+
+# classification's 2-D datasets (swarmcli/datasets.py draws each; a test keeps the names equal)
+DATASETS = ("moons", "circles", "xor", "spirals", "blobs")
+
 ACTIVATIONS = ("relu", "tanh", "tanhshrink", "sigmoid", "leaky_relu", "identity", "elu", "gelu",
                "silu", "softplus", "sin")
 

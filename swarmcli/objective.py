@@ -5,12 +5,32 @@ each other."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from swarmcli.checks import check_choice, check_number
 
 OBJECTIVE_STATS = ("median", "mean", "quantile", "fraction_below")
+
+
+@dataclass
+class RunSummary:
+    """What one run of any task returns (runner.run): a Hydra sweeper reads `objective`."""
+
+    run_dir: Path
+    final_losses: dict[int, np.ndarray]  # cell index -> [bees]
+    diverged: int
+    seconds: float
+    objective_cfg: dict = field(default_factory=dict)
+
+    @property
+    def objective(self) -> float:
+        """The number a Hydra sweeper minimises to find settings that work on average (default:
+        median final loss over every bee, a diverged bee counting as +inf)."""
+        finals = np.concatenate(list(self.final_losses.values()))
+        return objective(finals, **self.objective_cfg)
 
 
 def check_objective(stat: str, q: float = 0.5, threshold: float = 0.01) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -17,22 +17,7 @@ import torch
 from swarmcli import grid, lock, memory, nn, objective, plan, results, stats, stops, targets
 from swarmcli.config import SwarmError
 from swarmcli.engine import loop, runtime
-
-
-@dataclass
-class RunSummary:
-    run_dir: Path
-    final_losses: dict[int, np.ndarray]  # cell index -> [bees]
-    diverged: int
-    seconds: float
-    objective_cfg: dict = field(default_factory=dict)
-
-    @property
-    def objective(self) -> float:
-        """The number a Hydra sweeper minimises to find settings that work on average (default:
-        median final loss over every bee, a diverged bee counting as +inf)."""
-        finals = np.concatenate(list(self.final_losses.values()))
-        return objective.objective(finals, **self.objective_cfg)
+from swarmcli.objective import RunSummary
 
 
 def manifest(cfg, axes, cells, device: str) -> dict:
@@ -44,6 +29,9 @@ def manifest(cfg, axes, cells, device: str) -> dict:
 def prepare(cfg):
     """Validate, expand and size a run, building no array: (axes, cells, groups of cells,
     device). A run that would not fit in memory is refused here, before its data exists."""
+    if cfg.task.kind == "classification":
+        from swarmcli import classify
+        return classify.prepare(cfg)
     memory.check_data(cfg)
     axes, cells = grid.expand(cfg)
     groups = grid.groups(cells)
@@ -61,6 +49,9 @@ def run(cfg, run_dir, *, out=sys.stdout) -> RunSummary:
     However the run ends, swarm.json says so: `complete` only after the last cell and the
     summary, `interrupted` after Ctrl-C or SIGTERM, `failed` after an error (a full disk
     included, as far as the disk still takes the note)."""
+    if cfg.task.kind == "classification":
+        from swarmcli import classify
+        return classify.run(cfg, run_dir, out=out)
     from tqdm import tqdm
 
     start = time.perf_counter()

@@ -35,7 +35,7 @@ def new_manifest(cfg, axes, cells, device: str, frames: list[int]) -> dict:
     `axes` and `cells` are grid.py's; `frames` the recorded epochs."""
     tr = cfg.train
     return {
-        "format": FORMAT, "state": "running", "epochs": tr.epochs,
+        "format": FORMAT, "state": "running", "task": cfg.task.kind, "epochs": tr.epochs,
         "sweep": cfg.sweep.name, "lesson": cfg.sweep.lesson,
         "frames": list(frames), "record": list(tr.record), "device": device,
         "target": asdict(cfg.target),
