@@ -28,13 +28,9 @@ IN_DIM = 2
 
 def prepare(cfg):
     """Validate, expand and size a classification run, building no array: (axes, cells, groups
-    of cells, device). The dataset is one per run, so its keys are not swept within one."""
+    of cells, device). One dataset per run: grid.py refuses dataset keys in a sweep (a
+    multirun, -m, varies them)."""
     axes, cells = grid.expand(cfg)
-    for a in axes:
-        for k in a.keys:
-            if k.startswith("dataset."):
-                raise SwarmError(f"{k} cannot vary within one run (one dataset per run): "
-                                 f"sweep it with -m, e.g. swarm run -m {k}=A,B")
     groups = grid.groups(cells)
     try:
         device = runtime.resolve_device(cells[0].cfg.train.device)

@@ -97,6 +97,7 @@ def options(name: str) -> tuple[str, ...] | None:
         return tuple(getattr(importlib.import_module(module), attr))
     cores = str(len(os.sched_getaffinity(0)))
     return {
+        "task.kind": choices.TASKS, "dataset.name": choices.DATASETS,
         "model.activation": choices.ACTIVATIONS, "model.init": choices.INITS,
         "optim.name": choices.OPTIMIZERS, "schedule.name": tuple(choices.SCHEDULES),
         "train.loss": choices.LOSSES, "train.device": choices.DEVICES,

@@ -78,10 +78,13 @@ def circles(n: int, noise: float, seed: int, factor: float = CIRCLES_FACTOR):
 
 
 def xor(n: int, noise: float, seed: int):
-    """Uniform on [-1, 1]^2, class 1 where x0 * x1 > 0 (the quadrants), then noise."""
+    """Uniform on [-1, 1]^2 with half the points each side: class 1 in the quadrants where
+    x0 * x1 > 0, class 0 in the others; then noise."""
     gen = np.random.default_rng(seed)
-    x = gen.uniform(-1, 1, size=(n, 2))
-    y = (x[:, 0] * x[:, 1] > 0).astype(np.intp)
+    y = np.arange(n) % 2
+    a = gen.uniform(0, 1, size=(n, 2))
+    s0 = gen.choice([-1.0, 1.0], size=n)
+    x = np.stack([s0 * a[:, 0], np.where(y == 1, s0, -s0) * a[:, 1]], axis=1)
     return x + gen.normal(scale=noise, size=x.shape), y
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from swarmcli import grid, lock, memory, nn, objective, plan, results, stats, stops, targets
+from swarmcli import grid, lock, memory, nn, plan, results, stats, stops, targets
 from swarmcli.config import SwarmError
 from swarmcli.engine import loop, runtime
 from swarmcli.objective import RunSummary

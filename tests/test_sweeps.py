@@ -15,7 +15,7 @@ SWEEPS = sorted(p.name[:-5] for p in (files("swarmcli.configs") / "sweep").iterd
                 if p.name.endswith(".yaml"))
 CELLS = {"width_activation": 9, "lr_momentum": 6, "weight_distribution": 1, "tiny_nets": 4,
          "optimizer_zoo": 9, "lr_schedules": 6, "init_schemes": 16, "regularization": 4,
-         "depth_width": 4, "early_stopping": 3}
+         "depth_width": 4, "early_stopping": 3, "moons_depth_activation": 8}
 
 
 def test_every_sweep_is_listed_here():

@@ -11,6 +11,7 @@ import torch
 
 from swarmcli import nn
 
+
 # Per-point losses of a prediction p against y, and their derivatives with respect to p times a
 # scale s (1 / points, for the mean). bce takes p as a logit, in the form torch's
 # binary_cross_entropy_with_logits computes, (1 - y) p - log sigmoid(p): stable for any p (no

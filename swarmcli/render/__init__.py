@@ -19,7 +19,7 @@ from swarmcli import results
 from swarmcli.checks import check_choice, check_number
 from swarmcli.config import RenderConfig
 from swarmcli.errors import SwarmError
-from swarmcli.render import data, scenes, stills, style, video
+from swarmcli.render import boundaries, data, scenes, stills, style, video
 
 # for callers that pass only some keys: the schema's own defaults (its one owner)
 DEFAULTS = dataclasses.asdict(RenderConfig())
@@ -124,8 +124,9 @@ def render_run(run_dir, render_cfg: dict, out=sys.stdout) -> list[Path]:
     fig_dir = run.path / "figures"
     fig_dir.mkdir(exist_ok=True)
     written = []
+    draw = _draw_classification if run.task == "classification" else _draw
     for w in what:
-        for path in _draw(w, run, cfg, fig_dir):
+        for path in draw(w, run, cfg, fig_dir):
             print(f"wrote {path}", file=out, flush=True)
             written.append(path)
     return written
@@ -158,6 +159,25 @@ def _draw(what: str, run: results.Run, cfg: dict, fig_dir: Path):
         path = fig_dir / f"{what}{page.name}.{cfg['format']}"
         ref = video.SceneRef(ANIMATIONS[what], str(run.path), cfg, p)
         yield video.write_video(ref, tl, path, cfg["format"], cfg["workers"])
+
+
+def _draw_classification(what: str, run: results.Run, cfg: dict, fig_dir: Path):
+    """A classification run's figures (render/boundaries.py): hive -> decision boundaries,
+    hive_animation -> their video, loss -> accuracy bands, final_loss -> final accuracies;
+    the regression-only figures are skipped, saying so."""
+    if what in boundaries.STILLS:
+        with matplotlib.rc_context(style.RC):
+            for name, fig in boundaries.STILLS[what](run, cfg):
+                yield save_png(fig, fig_dir / name)
+    elif what == "hive_animation":
+        tl = timeline(run, cfg)
+        for p, page in enumerate(data.pages(run, scenes.aspect(cfg))):
+            path = fig_dir / f"boundaries{page.name}.{cfg['format']}"
+            ref = video.SceneRef("boundaries", str(run.path), cfg, p)
+            yield video.write_video(ref, tl, path, cfg["format"], cfg["workers"])
+    else:
+        print(f"render.what={what} is not drawn for a classification run (drawn: "
+              f"{', '.join(boundaries.WHAT)})", file=sys.stdout)
 
 
 def save_png(fig, path: Path) -> Path:
