@@ -4,11 +4,13 @@ bad input, its figures, and the shipped sweep's lesson."""
 
 from __future__ import annotations
 
+import functools
 import io
 
 import numpy as np
 import pytest
 from conftest import compose_config
+from omegaconf import OmegaConf
 
 from swarmcli import choices, classify, cli, config, datasets, load, preflight, runner
 from swarmcli.errors import SwarmError
@@ -98,11 +100,30 @@ BAD = [
 ]
 
 
+@functools.cache
+def tiny_config():
+    return compose_config(TINY)
+
+
+def test_a_classification_run_too_big_for_memory_is_refused_naming_its_knobs():
+    cfg = OmegaConf.merge(tiny_config(), OmegaConf.from_dotlist(
+        ["dataset.grid=2000", "train.memory_limit_gb=0.05", "train.stride=1"]))
+    with pytest.raises(SwarmError) as e:
+        preflight.check(cfg)
+    assert str(e.value).startswith("training needs about ")
+    assert "activations" in str(e.value) and "dataset.grid (now 2000)" in str(e.value)
+
+
 @pytest.mark.parametrize("override, message", BAD[1:])
 def test_bad_classification_input_is_refused_in_one_line(override, message):
-    """What `swarm run` checks before Hydra makes a run dir (preflight.check), in-process."""
+    """What `swarm run` checks before Hydra makes a run dir (preflight.check), in-process, on
+    the tiny config composed once with the bad value merged in."""
+    if override.startswith("+"):  # a key the schema lacks: Hydra adds it
+        cfg = compose_config([*TINY, override])
+    else:
+        cfg = OmegaConf.merge(tiny_config(), OmegaConf.from_dotlist([override]))
     with pytest.raises(SwarmError) as e:
-        preflight.check(compose_config([*TINY, override]))
+        preflight.check(cfg)
     assert str(e.value).startswith(message) and "\n" not in str(e.value)
 
 
