@@ -23,7 +23,8 @@ from PIL import Image
 
 OUT = Path(__file__).resolve().parent / "gallery"
 SWARM = str(Path(sys.executable).with_name("swarm"))
-LESSON_FIGURES = ("compare", "kinks", "final_loss", "final_accuracy")  # the first a run drew is its lesson still
+# the first of these a run drew is its lesson still
+LESSON_FIGURES = ("compare", "kinks", "final_loss", "final_accuracy")
 
 
 def sweeps() -> list[str]:
