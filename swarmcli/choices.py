@@ -59,7 +59,7 @@ RECORDABLE = ("ypred", "weights", "biases")
 # Figures and formats of `render` (swarmcli.render draws each; a test keeps the names equal), here
 # so that completing them needs no matplotlib.
 RENDER_WHAT = ("hive", "loss", "compare", "final_loss", "kinks", "activations", "hive_animation",
-               "swarm_loss_animation", "kinks_animation", "none")
+               "swarm_loss_animation", "kinks_animation", "units", "units_animation", "none")
 RENDER_FORMATS = ("mp4", "gif")
 
 # List-valued keys and the names their items take; keys that are true or false.

@@ -251,3 +251,35 @@ def test_moons_depth_activation_lesson(tmp_path):
         disagree = np.minimum(share, 1 - share)
         assert disagree[dist > 0.6].mean() > 1.5 * disagree[dist < 0.25].mean(), cell.labels
 
+
+
+# -- the per-unit view (regression, one hidden layer) ------------------------------------------
+
+def test_unit_curves_sum_to_the_recorded_prediction(tiny_run):
+    """The per-unit view's curves are each bee's real decomposition: summed with b2 they give
+    the engine's recorded ypred, for every activation drawn and every recorded epoch; ReLU kinks
+    sit where the output's slope changes. Its stills draw with no overlapping text."""
+    import matplotlib
+
+    from swarmcli.render import DEFAULTS, units
+
+    run = load(tiny_run("+sweep.grid.model.activation=[relu,tanh,leaky_relu,gelu]",
+                        "model.leaky_slope=0.2", "train.record=[ypred,weights,biases]",
+                        "model.width=5", "train.epochs=20", "optim.lr=0.05"))
+    x = np.asarray(run.eval_x, np.float64)
+    assert units.leaky_slope(run.cell(activation="leaky_relu")) == 0.2
+    for cell in run.cells:
+        for f in range(len(run.frames)):
+            parts, out, kinks = units.unit_curves(cell, f, x, bee=1, slope=0.2)
+            assert parts.shape == (5, len(x))
+            np.testing.assert_allclose(out, cell.ypred[1, f], rtol=1e-5, atol=1e-5)
+    relu = run.cell(activation="relu")
+    _, out, kinks = units.unit_curves(relu, len(run.frames) - 1, x)
+    k = kinks[np.isfinite(kinks) & (kinks > x.min()) & (kinks < x.max())]
+    slope = np.diff(out) / np.diff(x)
+    bends = x[1:-1][np.abs(np.diff(slope)) > 1e-6 * np.abs(slope).max()]
+    assert k.size and all(np.abs(bends - kk).min() < 0.2 for kk in k)
+    with matplotlib.rc_context(style.RC):
+        names = [(name, layout.problems(fig)) for name, fig in units.stills(
+            run, {**DEFAULTS, "epochs": [-1]})]
+    assert names == [("units_epoch0020.png", [])]

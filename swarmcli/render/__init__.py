@@ -19,19 +19,20 @@ from swarmcli import results
 from swarmcli.checks import check_choice, check_number
 from swarmcli.config import RenderConfig
 from swarmcli.errors import SwarmError
-from swarmcli.render import boundaries, data, scenes, stills, style, video
+from swarmcli.render import boundaries, data, scenes, stills, style, units, video
 
 # for callers that pass only some keys: the schema's own defaults (its one owner)
 DEFAULTS = dataclasses.asdict(RenderConfig())
 
 STILLS = {"hive": stills.hive, "loss": stills.loss, "compare": stills.compare,
           "final_loss": stills.final_loss, "kinks": stills.kinks,
-          "activations": stills.activations}
+          "activations": stills.activations, "units": units.stills}
 ANIMATIONS = {"hive_animation": "hive", "swarm_loss_animation": "swarm_loss",
-              "kinks_animation": "kinks"}  # figure -> scene
+              "kinks_animation": "kinks", "units_animation": "units"}  # figure -> scene
 WHAT = [*STILLS, *ANIMATIONS, "none"]
 NEEDS = {"hive": ["ypred"], "hive_animation": ["ypred"], "swarm_loss_animation": ["ypred"],
-         "kinks": ["weights", "biases"], "kinks_animation": ["ypred", "weights", "biases"]}
+         "kinks": ["weights", "biases"], "kinks_animation": ["ypred", "weights", "biases"],
+         "units": ["weights", "biases"], "units_animation": ["weights", "biases"]}
 FORMATS = ("mp4", "gif")
 # Budgets, checked before anything is allocated. A frame buffer is width x height x 4 bytes and
 # a render holds a few (canvas, blitting background, the copy piped to ffmpeg); 512 MiB is
@@ -88,7 +89,7 @@ def check_run(run: results.Run, what: list[str], cfg: dict) -> None:
                              f"(this run recorded {recorded})")
     if "activations" in what and not (run.path / "activations.npz").exists():
         raise SwarmError(f"activations needs {run.path / 'activations.npz'}, which this run lacks")
-    for e in cfg["epochs"] if any(w in ("hive", "kinks") for w in what) else []:
+    for e in cfg["epochs"] if any(w in ("hive", "kinks", "units") for w in what) else []:
         try:
             data.frame_index(run, int(e))
         except IndexError as err:
@@ -145,7 +146,7 @@ def animation_scenes(run: results.Run, what: str, cfg: dict):
     cfg = {**DEFAULTS, **dict(cfg)}
     for p, page in enumerate(data.pages(run, scenes.aspect(cfg))):
         with matplotlib.rc_context(style.RC):
-            sc = scenes.SCENES[ANIMATIONS[what]](run, cfg, p, animated=True)
+            sc = video.SCENES[ANIMATIONS[what]](run, cfg, p, animated=True)
         yield f"{what}{page.name}.{cfg['format']}", sc
 
 
