@@ -125,9 +125,12 @@ def render_run(run_dir, render_cfg: dict, out=sys.stdout) -> list[Path]:
     fig_dir = run.path / "figures"
     fig_dir.mkdir(exist_ok=True)
     written = []
-    draw = _draw_classification if run.task == "classification" else _draw
     for w in what:
-        for path in draw(w, run, cfg, fig_dir):
+        if run.task == "classification":
+            drawn = _draw_classification(w, run, cfg, fig_dir, out)
+        else:
+            drawn = _draw(w, run, cfg, fig_dir)
+        for path in drawn:
             print(f"wrote {path}", file=out, flush=True)
             written.append(path)
     return written
@@ -162,7 +165,7 @@ def _draw(what: str, run: results.Run, cfg: dict, fig_dir: Path):
         yield video.write_video(ref, tl, path, cfg["format"], cfg["workers"])
 
 
-def _draw_classification(what: str, run: results.Run, cfg: dict, fig_dir: Path):
+def _draw_classification(what: str, run: results.Run, cfg: dict, fig_dir: Path, out):
     """A classification run's figures (render/boundaries.py): hive -> decision boundaries,
     hive_animation -> their video, loss -> accuracy bands, final_loss -> final accuracies;
     the regression-only figures are skipped, saying so."""
@@ -178,7 +181,7 @@ def _draw_classification(what: str, run: results.Run, cfg: dict, fig_dir: Path):
             yield video.write_video(ref, tl, path, cfg["format"], cfg["workers"])
     else:
         print(f"render.what={what} is not drawn for a classification run (drawn: "
-              f"{', '.join(boundaries.WHAT)})", file=sys.stdout)
+              f"{', '.join(boundaries.WHAT)})", file=out)
 
 
 def save_png(fig, path: Path) -> Path:
