@@ -87,7 +87,8 @@ def xor(n: int, noise: float, seed: int):
 
 
 def spirals(n: int, noise: float, seed: int):
-    """Two interleaved arms, 1.5 turns each, radius 0.2 to 1 (class k is arm k), then noise."""
+    """Two interleaved arms, 1.2 turns each (angle 3 pi r), radius 0.2 to 1 (class k is arm k),
+    then noise."""
     gen = np.random.default_rng(seed)
     y = np.arange(n) % 2
     t = np.sqrt(gen.uniform(0.04, 1, size=n))  # even density along the arm
