@@ -23,8 +23,8 @@ from PIL import Image
 
 OUT = Path(__file__).resolve().parent / "gallery"
 SWARM = str(Path(sys.executable).with_name("swarm"))
-LESSON_FIGURES = ("compare", "kinks", "final_loss", "paths")  # the first a run drew is its
-# lesson still (paths: a landscape run's particle paths)
+# the first of these a run drew is its lesson still (paths: a landscape run's particle paths)
+LESSON_FIGURES = ("compare", "kinks", "final_loss", "final_accuracy", "paths")
 
 
 def sweeps() -> list[str]:
@@ -65,7 +65,8 @@ def gallery_of(name: str, runs: Path) -> list[Path]:
                     "progress=false"], check=True, stdout=subprocess.DEVNULL)
     figs = run_dir / "figures"
     kept = []
-    hive = last_epoch(sorted(figs.glob("hive_epoch*.png")) or sorted(figs.glob("hive*_epoch*.png")))
+    hive = last_epoch(sorted(figs.glob("hive_epoch*.png")) or sorted(figs.glob("hive*_epoch*.png"))
+                      or sorted(figs.glob("boundaries*_epoch*.png")))  # classification's hive
     if hive:
         kept.append(save_png(Image.open(hive), OUT / f"{name}_hive.png"))
     for fig in LESSON_FIGURES:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 TASKS = ("regression", "landscape", "classification")
 
+# classification's 2-D datasets (swarmcli/datasets.py draws each; a test keeps the names equal)
+DATASETS = ("moons", "circles", "xor", "spirals", "blobs")
+
 ACTIVATIONS = ("relu", "tanh", "tanhshrink", "sigmoid", "leaky_relu", "identity", "elu", "gelu",
                "silu", "softplus", "sin")
 
@@ -58,7 +61,7 @@ RECORDABLE = ("ypred", "weights", "biases")
 # Figures and formats of `render` (swarmcli.render draws each; a test keeps the names equal), here
 # so that completing them needs no matplotlib.
 RENDER_WHAT = ("hive", "loss", "compare", "final_loss", "kinks", "activations", "hive_animation",
-               "swarm_loss_animation", "kinks_animation", "none")
+               "swarm_loss_animation", "kinks_animation", "units", "units_animation", "none")
 RENDER_FORMATS = ("mp4", "gif")
 
 # List-valued keys and the names their items take; keys that are true or false.

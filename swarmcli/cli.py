@@ -185,6 +185,7 @@ def cmd_list(rest: list[str]) -> None:
     sweeps = sorted(p.name[:-5] for p in (files("swarmcli.configs") / "sweep").iterdir()
                     if p.name.endswith(".yaml"))
     for title, names in [("sweeps", sweeps), ("targets", targets.TARGETS),
+                         ("datasets", choices.DATASETS),
                          ("activations", choices.ACTIVATIONS), ("optimizers", choices.OPTIMIZERS),
                          ("inits", choices.INITS), ("schedules", choices.SCHEDULES),
                          ("tasks", choices.TASKS), ("surfaces", choices.SURFACES)]:

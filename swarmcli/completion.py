@@ -98,13 +98,14 @@ def options(name: str) -> tuple[str, ...] | None:
         return tuple(getattr(importlib.import_module(module), attr))
     cores = str(len(os.sched_getaffinity(0)))
     return {
+        "task.kind": choices.TASKS, "dataset.name": choices.DATASETS,
         "model.activation": choices.ACTIVATIONS, "model.init": choices.INITS,
         "optim.name": choices.OPTIMIZERS, "schedule.name": tuple(choices.SCHEDULES),
         "train.loss": choices.LOSSES, "train.device": choices.DEVICES,
         "train.dtype": choices.DTYPES, "train.compile": choices.COMPILE,
         "train.threads": tuple(dict.fromkeys(("auto", "1", cores))),
         "render.format": choices.RENDER_FORMATS, **choices.LISTS,
-        "task.kind": choices.TASKS, "surface.name": choices.SURFACES,
+        "surface.name": choices.SURFACES,
         **{k: BOOLEAN for k in choices.BOOLEANS},
     }.get(name)
 

@@ -45,6 +45,20 @@ class TargetConfig:
 
 
 @dataclass
+class DatasetConfig:
+    """The labelled 2-D points a classification swarm separates (task.kind=classification)."""
+
+    name: str = "moons"  # moons | circles | xor | spirals | blobs (moons: scikit-learn's)
+    samples: int = 100  # points, both classes (half each)
+    noise: float = 0.25  # sd of the Gaussian noise added to each coordinate
+    seed: int = 3  # the points are drawn once, the same for every bee and cell
+    test_fraction: float = 0.25  # held out of training for test accuracy, stratified by class
+    val_fraction: float = 0.0  # of the rest, held out for validation (train.patience watches it)
+    split_seed: int = 42  # the stratified split's permutation
+    grid: int = 40  # predictions are recorded on grid x grid points around the data
+
+
+@dataclass
 class ModelConfig:
     """An MLP 1 -> width x depth -> 1."""
 
@@ -211,6 +225,9 @@ class LoggerConfig:
     tensorboard: TensorBoardLoggerConfig | None = None
     mlflow: MlflowLoggerConfig | None = None
     wandb: WandbLoggerConfig | None = None
+
+
+@dataclass
 class SurfaceConfig:
     """task=landscape: the loss surface whose particles (bees) the optimizers move, or the data
     whose loss it is (mean, line). `swarm list` names the surfaces."""
@@ -245,6 +262,7 @@ class TaskConfig:
 class SwarmConfig:
     task: TaskConfig = field(default_factory=lambda: TaskConfig())
     target: TargetConfig = field(default_factory=TargetConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
@@ -289,6 +307,7 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
         from swarmcli.landscape import surfaces
 
         surfaces.check(cfg.surface)
+    check_dataset(cfg.dataset)
     check_choice("target.name", t.name, targets.TARGETS)
     if len(t.domain) != 2 or not t.domain[0] < t.domain[1]:
         raise SwarmError(f"target.domain={list(t.domain)!r} must be [low, high] with low < high")
@@ -345,7 +364,10 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
         check_number("train.batch_size", tr.batch_size, low=1, integer=True)
     if tr.patience is not None:
         check_number("train.patience", tr.patience, low=1, integer=True)
-        if t.split.kind == "none":
+        if cfg.task.kind == "classification" and cfg.dataset.val_fraction == 0:
+            raise SwarmError("train.patience needs validation points: set "
+                             "dataset.val_fraction > 0")
+        if cfg.task.kind != "classification" and t.split.kind == "none":
             raise SwarmError("train.patience needs validation points: set target.split.kind "
                              "to one of: random, gap, extrapolate")
     for f in tr.record:
@@ -361,6 +383,18 @@ def task_kind(cfg) -> str:
     """cfg.task.kind, or "regression" for a config saved before tasks existed (an old run dir's
     .hydra/config.yaml, which Hydra loads in struct mode: a missing key raises AttributeError)."""
     return getattr(getattr(cfg, "task", None), "kind", None) or "regression"
+
+
+def check_dataset(d: DatasetConfig) -> None:
+    check_choice("dataset.name", d.name, choices.DATASETS)
+    check_number("dataset.samples", d.samples, low=4, high=10**7, integer=True)
+    check_number("dataset.noise", d.noise, low=0)
+    check_number("dataset.test_fraction", d.test_fraction, low=0, high=1, high_open=True)
+    check_number("dataset.val_fraction", d.val_fraction, low=0, high=1, high_open=True)
+    check_number("dataset.grid", d.grid, low=2, high=2000, integer=True)
+    if (1 - d.test_fraction) * (1 - d.val_fraction) < 0.1:
+        raise SwarmError(f"dataset.test_fraction={d.test_fraction!r} and dataset.val_fraction="
+                         f"{d.val_fraction!r} leave under 10% of the points to train on")
 
 
 def schedule_params(cfg: SwarmConfig) -> dict:

@@ -71,18 +71,22 @@ def check_data(cfg) -> None:
                              f"target.{key}")
 
 
-def estimate(cells: list[grid.Cell], device: str = "cpu") -> dict[str, int]:
+def estimate(cells: list[grid.Cell], device: str = "cpu", points: int | None = None,
+             n_eval: int | None = None, in_dim: int = 1) -> dict[str, int]:
     """Bytes one group of cells needs, by part: recordings, parameters (and optimizer state,
-    and the float64 initial draw), activations, data."""
+    and the float64 initial draw), activations, data. `points` and `n_eval` (where predictions
+    are recorded) default to the 1-D target's; another task gives its own."""
     c = cells[0].cfg
     t, m, tr = c.target, c.model, c.train
+    n_points = t.points if points is None else points
     width = max(cell.cfg.model.width for cell in cells)
     n = len(cells) * tr.bees
     item = 4 if tr.dtype == "float32" else 8
-    shapes = nn.layer_shapes(m.depth, width)
+    shapes = nn.layer_shapes(m.depth, width, in_dim)
     per_bee = sum(fi * fo + fo for fi, fo in shapes) + (2 * width * m.depth if m.batch_norm else 0)
     frames = frame_count(tr.epochs, tr.stride)
-    n_eval = t.points + t.eval_points  # targets.eval_grid: at most both grids' points
+    if n_eval is None:
+        n_eval = t.points + t.eval_points  # targets.eval_grid: at most both grids' points
     per_frame = 0
     if "ypred" in tr.record:
         per_frame += n_eval * (2 if m.dropout else 1)
@@ -92,21 +96,23 @@ def estimate(cells: list[grid.Cell], device: str = "cpu") -> dict[str, int]:
         per_frame += sum(fo for _, fo in shapes)
     per_epoch = 1 if t.split.kind == "none" else 2  # loss, and validation loss
     records = n * (item * (per_frame * frames + per_epoch * (tr.epochs + 1)) + 16 + ROW_BYTES)
-    per_act = width * t.points * item
+    per_act = width * n_points * item
     chunk = n if device != "cpu" else max(1, min(n, Runtime.chunk_bytes // max(per_act, 1)))
     # The float64 initial draw of every bee (held through training) and its concatenation,
     # one cell's draw and padding, then the chunk's own buffers.
     params = 8 * per_bee * (2 * n + 3 * tr.bees) + PARAM_COPIES * item * per_bee * chunk
     # training, then (no gradient: half as many tensors) the predictions on the evaluation grid
-    acts = chunk * (per_act * (ACT_PER_LAYER * m.depth + ACT_EXTRA) + 3 * 8 * t.points
+    acts = chunk * (per_act * (ACT_PER_LAYER * m.depth + ACT_EXTRA) + 3 * 8 * n_points
                     + width * n_eval * item * (ACT_PER_LAYER * m.depth + ACT_EXTRA) // 2)
     return {"recordings": records, "parameters": params, "activations": acts,
-            "data": DATA_COPIES * 8 * n_eval, "runtime": RUNTIME}
+            "data": DATA_COPIES * 8 * n_eval * in_dim, "runtime": RUNTIME}
 
 
-def check(groups: list[list[grid.Cell]], device: str = "cpu") -> None:
-    """Refuse, before anything is allocated, a run whose largest group exceeds the budget."""
-    parts = max((estimate(cells, device) for cells in groups), key=lambda p: sum(p.values()))
+def check(groups: list[list[grid.Cell]], device: str = "cpu", **sizes) -> None:
+    """Refuse, before anything is allocated, a run whose largest group exceeds the budget
+    (`sizes`: estimate's points, n_eval, in_dim, for a task other than regression)."""
+    parts = max((estimate(cells, device, **sizes) for cells in groups),
+                key=lambda p: sum(p.values()))
     cfg = groups[0][0].cfg
     need, allowed = sum(parts.values()), budget(cfg.train.memory_limit_gb)
     if need <= allowed:
@@ -123,6 +129,11 @@ def check(groups: list[list[grid.Cell]], device: str = "cpu") -> None:
         "data": f"lower target.points (now {t.points}) or target.eval_points (now "
                 f"{t.eval_points})",
     }
+    if cfg.task.kind == "classification":
+        d = cfg.dataset
+        fixes["activations"] = (f"lower dataset.samples (now {d.samples}), dataset.grid (now "
+                                f"{d.grid}) or model.width (now {m.width})")
+        fixes["data"] = f"lower dataset.samples (now {d.samples}) or dataset.grid (now {d.grid})"
     # what the knobs can change, largest first; parts under 1% of it are left out
     order = sorted((p for p in parts if p != "runtime"), key=parts.get, reverse=True)
     own = need - parts["runtime"]

@@ -149,9 +149,9 @@ TORCH_MODULES = {  # the plain torch.nn module each activation must agree with
 INITS = choices.INITS
 
 
-def layer_shapes(depth: int, width: int) -> list[tuple[int, int]]:
-    """(fan_in, fan_out) of each layer of a 1 -> width x depth -> 1 MLP."""
-    sizes = [1] + [width] * depth + [1]
+def layer_shapes(depth: int, width: int, in_dim: int = 1) -> list[tuple[int, int]]:
+    """(fan_in, fan_out) of each layer of an in_dim -> width x depth -> 1 MLP."""
+    sizes = [in_dim] + [width] * depth + [1]
     return list(zip(sizes[:-1], sizes[1:]))
 
 
@@ -194,7 +194,8 @@ def init_weight(init: str, gen, shape, fan_in: int, fan_out: int, std: float, bo
 
 
 def init_params(seed: int, depth: int, width: int, bees: int, init: str = "default",
-                std: float = 0.1, bounds=(-0.1, 0.1)) -> list[tuple[torch.Tensor, torch.Tensor]]:
+                std: float = 0.1, bounds=(-0.1, 0.1),
+                in_dim: int = 1) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Initial (W, b) of every layer for `bees` bees, in float64 on the CPU.
 
     Each tensor is drawn from its own generator seeded by (seed, layer, shape), with the bee axis
@@ -202,7 +203,7 @@ def init_params(seed: int, depth: int, width: int, bees: int, init: str = "defau
     paired and 10 bees are the prefix of 500. Drawn once in float64, so float32 and CUDA runs
     start from the rounding of the same numbers."""
     params = []
-    for layer, (fan_in, fan_out) in enumerate(layer_shapes(depth, width)):
+    for layer, (fan_in, fan_out) in enumerate(layer_shapes(depth, width, in_dim)):
         shape = (fan_in, fan_out)
         w = init_weight(init, _generator(seed, layer, shape, 0), (bees, fan_in, fan_out),
                         fan_in, fan_out, std, bounds)
@@ -224,7 +225,7 @@ def pad_params(params, width: int):
     out = []
     last = len(params) - 1
     for layer, (w, b) in enumerate(params):
-        fi = 1 if layer == 0 else width
+        fi = w.shape[1] if layer == 0 else width  # the inputs are never padded
         fo = 1 if layer == last else width
         wp = w.new_zeros(w.shape[0], fi, fo)
         bp = b.new_zeros(b.shape[0], 1, fo)
@@ -263,7 +264,7 @@ class BatchNorm:
 
 def forward(params, x: torch.Tensor, activation: Activation, mask=None, norms=None,
             norm_mode: str = "eval", drops=None) -> torch.Tensor:
-    """Predictions [bees, points, 1] for inputs x: [1 or bees, points, 1] (autograd-friendly).
+    """Predictions [bees, points, 1] for inputs x: [1 or bees, points, in_dim] (autograd-friendly).
 
     mask: [bees, 1, width] hides padded units; norms: a BatchNorm per hidden layer; drops: a
     dropout mask per hidden layer, already scaled by 1 / (1 - p)."""

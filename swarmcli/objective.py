@@ -15,6 +15,24 @@ from swarmcli.checks import check_choice, check_number
 OBJECTIVE_STATS = ("median", "mean", "quantile", "fraction_below")
 
 
+@dataclass
+class RunSummary:
+    """What one run of any task returns (runner.run): a Hydra sweeper reads `objective`."""
+
+    run_dir: Path
+    final_losses: dict[int, np.ndarray]  # cell index -> [bees]
+    diverged: int
+    seconds: float
+    objective_cfg: dict = field(default_factory=dict)
+
+    @property
+    def objective(self) -> float:
+        """The number a Hydra sweeper minimises to find settings that work on average (default:
+        median final loss over every bee, a diverged bee counting as +inf)."""
+        finals = np.concatenate(list(self.final_losses.values()))
+        return objective(finals, **self.objective_cfg)
+
+
 def check_objective(stat: str, q: float = 0.5, threshold: float = 0.01) -> None:
     """Raise SwarmError, naming the key, if the objective settings are not usable."""
     check_choice("objective.stat", stat, OBJECTIVE_STATS)
@@ -57,19 +75,3 @@ def objective(final_losses, stat: str = "median", q: float = 0.5,
     if not math.isfinite(s[hi]):  # numpy would give nan for inf * 0 or inf - inf
         return math.inf
     return float(s[lo] + (h - lo) * (s[hi] - s[lo]))
-
-
-@dataclass
-class RunSummary:
-    run_dir: Path
-    final_losses: dict[int, np.ndarray]  # cell index -> [bees]
-    diverged: int
-    seconds: float
-    objective_cfg: dict = field(default_factory=dict)
-
-    @property
-    def objective(self) -> float:
-        """The number a Hydra sweeper minimises to find settings that work on average (default:
-        median final loss over every bee, a diverged bee counting as +inf)."""
-        finals = np.concatenate(list(self.final_losses.values()))
-        return objective(finals, **self.objective_cfg)

@@ -30,27 +30,31 @@ def frames(epochs: int, stride: int) -> list[int]:
     return f if f[-1] == epochs else f + [epochs]
 
 
-def cell_group(cells: list[grid.Cell]) -> parts.CellGroup:
+def cell_group(cells: list[grid.Cell], data: parts.Data | None = None,
+               loss: str | None = None, in_dim: int = 1) -> parts.CellGroup:
     """The engine's input for cells that train together (they share every config key but
-    grid.PER_CELL)."""
+    grid.PER_CELL). Another task passes its own `data`, `loss` kind and `in_dim`; by default
+    the 1-D target's."""
     c0 = cells[0].cfg
     t, m, o, tr = c0.target, c0.model, c0.optim, c0.train
-    x, y, val = targets.training_data(t)
+    if data is None:
+        x, y, val = targets.training_data(t)
+        data = parts.Data(x=x, y=y, val_mask=val if val.any() else None,
+                          eval_x=targets.eval_grid(t), batch_size=tr.batch_size)
     group = parts.CellGroup(
         network=parts.Network(
             depth=m.depth, widths=tuple(c.cfg.model.width for c in cells),
             activations=tuple(c.cfg.model.activation for c in cells), init=m.init,
             init_std=m.init_std, init_bounds=tuple(m.init_bounds), leaky_slope=m.leaky_slope,
-            dropout=m.dropout, batch_norm=m.batch_norm),
-        data=parts.Data(x=x, y=y, val_mask=val if val.any() else None,
-                        eval_x=targets.eval_grid(t), batch_size=tr.batch_size),
+            dropout=m.dropout, batch_norm=m.batch_norm, in_dim=in_dim),
+        data=data,
         optimizer=parts.Optimizer(
             name=o.name, hyper=optim.hyper_parameters(o.name, [c.cfg.optim for c in cells]),
             flags=optim.flags(o.name, o),
             schedule=parts.Schedule(c0.schedule.name, schedules.resolve(
                 c0.schedule.name, config.schedule_params(c0), tr.epochs))),
         bees=tr.bees, epochs=tr.epochs, seed=tr.seed,
-        loss=parts.Loss(tr.loss, tr.huber_delta, tr.l1, tr.l2),
+        loss=parts.Loss(loss or tr.loss, tr.huber_delta, tr.l1, tr.l2),
         stopping=parts.Stopping(tr.patience, tr.min_delta),
         recording=parts.Recording(tuple(tr.record), tuple(frames(tr.epochs, tr.stride))),
         runtime=parts.Runtime(device=tr.device, dtype=tr.dtype))
@@ -92,7 +96,7 @@ def cell_arrays(group: parts.CellGroup, res: GroupResult, k: int, width: int) ->
     last = group.network.depth
     for i, (w, b) in enumerate(zip(res.weights or [None] * (last + 1),
                                    res.biases or [None] * (last + 1))):
-        fi = 1 if i == 0 else width
+        fi = group.network.in_dim if i == 0 else width
         fo = 1 if i == last else width
         if w is not None:
             out[f"weights_{i}"] = w[s, :, :fi, :fo]

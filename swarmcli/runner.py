@@ -32,6 +32,9 @@ def prepare(cfg):
     if config.task_kind(cfg) == "landscape":
         from swarmcli.landscape import run as landscape_run
         return landscape_run.prepare(cfg)
+    if config.task_kind(cfg) == "classification":
+        from swarmcli import classify
+        return classify.prepare(cfg)
     memory.check_data(cfg)
     axes, cells = grid.expand(cfg)
     groups = grid.groups(cells)
@@ -53,6 +56,9 @@ def run(cfg, run_dir, *, out=sys.stdout, tracker=None) -> RunSummary:
     if config.task_kind(cfg) == "landscape":
         from swarmcli.landscape import run as landscape_run
         return landscape_run.run(cfg, run_dir, out=out)
+    if config.task_kind(cfg) == "classification":
+        from swarmcli import classify
+        return classify.run(cfg, run_dir, out=out)
     from tqdm import tqdm
 
     start = time.perf_counter()

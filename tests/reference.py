@@ -21,8 +21,8 @@ class FixedDropout(torch.nn.Module):
         return h * self.mask if self.training and self.mask is not None else h
 
 
-def sequential(depth, width, activation, batch_norm=False, dropout=False, slope=0.01):
-    sizes = [1] + [width] * depth + [1]
+def sequential(depth, width, activation, batch_norm=False, dropout=False, slope=0.01, in_dim=1):
+    sizes = [in_dim] + [width] * depth + [1]
     layers = []
     for i, (fi, fo) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(torch.nn.Linear(fi, fo))
@@ -63,25 +63,28 @@ def torch_optimizer(name: str, params, h: dict):
 
 
 LOSSES = {"mse": torch.nn.functional.mse_loss, "mae": torch.nn.functional.l1_loss,
-          "huber": torch.nn.functional.huber_loss}
+          "huber": torch.nn.functional.huber_loss,
+          "bce": torch.nn.functional.binary_cross_entropy_with_logits}
 
 
 def train_one_bee(init, x, y, depth, width, activation, optimizer, hyper, epochs, dtype,
                   loss="mse", l1=0.0, l2=0.0, batch_norm=False, masks=None, perms=None,
-                  batch_size=None, val=None):
+                  batch_size=None, val=None):  # x: [points] or [points, in_dim]
     """Loss [epochs + 1] and eval-mode ypred [epochs + 1, points] of one bee, epoch 0 = initial.
 
     masks(epoch, step, layer) -> this bee's dropout mask; perms[epoch] -> this bee's order of
     the training points; val: boolean mask of held-out points (loss is then on the others, and
     the validation loss is returned too)."""
-    net = sequential(depth, width, activation, batch_norm, masks is not None).to(dtype)
+    in_dim = 1 if np.ndim(x) == 1 else np.shape(x)[1]
+    net = sequential(depth, width, activation, batch_norm, masks is not None,
+                     in_dim=in_dim).to(dtype)
     linears = [m for m in net if isinstance(m, torch.nn.Linear)]
     with torch.no_grad():
         for lin, (w, b) in zip(linears, init):
             lin.weight.copy_(w.T)  # the engine stores W as [in, out]; nn.Linear as [out, in]
             lin.bias.copy_(b.reshape(-1))
     opt = torch_optimizer(optimizer, net.parameters(), hyper)
-    xt = torch.as_tensor(x, dtype=dtype).reshape(-1, 1)
+    xt = torch.as_tensor(x, dtype=dtype).reshape(len(x), in_dim)
     yt = torch.as_tensor(y, dtype=dtype).reshape(-1, 1)
     train = np.ones(len(x), bool) if val is None else ~val
     tr_idx = torch.as_tensor(np.nonzero(train)[0])

@@ -137,6 +137,69 @@ def test_unpadded_group_matches_reference(width):
     np.testing.assert_allclose(res.ypred, ref_pred, rtol=1e-10, atol=1e-10)
 
 
+# Two inputs (classification): a fixed plane of points, labelled by a curved boundary, so no
+# bee fits it exactly within the compared epochs.
+X2 = np.random.default_rng(5).uniform(-1.5, 1.5, size=(40, 2))
+Y2 = (X2[:, 1] > 0.6 * np.sin(2 * X2[:, 0])).astype(float)
+ROWS_2D = [  # (activation, optimizer, depth, dtype, loss, batch_size)
+    ("relu", "sgd_momentum", 2, "float64", "bce", None),
+    ("tanh", "adam", 1, "float64", "bce", None),
+    ("sigmoid", "nesterov", 3, "float64", "mse", None),  # act(0) != 0: the padding mask
+    ("gelu", "adagrad", 1, "float64", "bce", None),
+    ("relu", "rmsprop", 2, "float32", "bce", None),
+    ("tanh", "sgd", 2, "float64", "bce", 8),  # each bee its own mini-batches of 8 points
+]
+
+
+@pytest.mark.parametrize(("activation", "opt_key", "depth", "dtype", "loss", "batch"), ROWS_2D)
+def test_two_inputs_match_per_bee_reference(activation, opt_key, depth, dtype, loss, batch):
+    """in_dim 2 (widths 3 and 10 padded into one group): the fused path and autograd equal a
+    per-bee torch.nn.Sequential with 2 inputs and BCEWithLogitsLoss (or MSE) bee for bee."""
+    name, hyper, flags = OPTIMIZERS[opt_key]
+    h = {**hyper, "nesterov": False, "centered": False, **flags}
+    widths, epochs = [3, 10], 30
+    group = make_group(depth=depth, widths=widths, activation=activation, optimizer=name,
+                       hyper={k: [v] * len(widths) for k, v in hyper.items()}, flags=flags,
+                       x=X2, y=Y2, epochs=epochs, seed=4, bees=BEES,
+                       frames=range(epochs + 1), dtype=dtype, network={"in_dim": 2},
+                       data={"batch_size": batch}, loss=parts.Loss(kind=loss))
+    gens = runtime.shuffle_generators(group, 0, group.total_bees) if batch else None
+    ref_loss, ref_pred = [], []
+    for k, width in enumerate(widths):
+        init = nn.init_params(seed=4, depth=depth, width=width, bees=BEES, in_dim=2)
+        for bee in range(BEES):
+            perms = None if gens is None else [
+                torch.randperm(len(X2), generator=gens[k * BEES + bee]) for _ in range(epochs)]
+            out = train_one_bee([(w[bee], b[bee]) for w, b in init], X2, Y2, depth, width,
+                                activation, name, h, epochs, getattr(torch, dtype), loss=loss,
+                                perms=perms, batch_size=batch)
+            ref_loss.append(out[0])
+            ref_pred.append(out[1])
+    ref_loss, ref_pred = np.stack(ref_loss), np.stack(ref_pred)
+    assert np.isfinite(ref_loss).all() and ref_loss[:, -1].max() < ref_loss[:, 0].max()
+    tol, e = TOL[dtype], COMPARED[dtype]
+    for use_autograd in (False, True) if dtype == "float64" else (False,):
+        res = loop.train(group, use_autograd=use_autograd)
+        what = "autograd" if use_autograd else "hand-derived"
+        np.testing.assert_allclose(res.loss[:, :e], ref_loss[:, :e], rtol=tol, atol=tol,
+                                   err_msg=f"{what} loss")
+        np.testing.assert_allclose(res.ypred[:, :e], ref_pred[:, :e], rtol=tol, atol=tol,
+                                   err_msg=f"{what} ypred")
+
+
+@pytest.mark.slow
+def test_two_inputs_compiled_matches_eager():
+    """train.compile=on with 2 inputs and the BCE loss: the same epoch through Inductor."""
+    group = make_group(depth=2, widths=[3, 10], activation=["tanh", "relu"], optimizer="adam",
+                       hyper={k: [v] * 2 for k, v in OPTIMIZERS["adam"][1].items()}, x=X2,
+                       y=Y2, epochs=20, seed=4, bees=BEES, frames=range(21), dtype="float64",
+                       network={"in_dim": 2}, loss=parts.Loss(kind="bce"))
+    eager = loop.train(group)
+    fast = loop.train(replace(group, runtime=parts.Runtime(dtype="float64", compile=True)))
+    np.testing.assert_allclose(fast.loss, eager.loss, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(fast.ypred, eager.ypred, rtol=1e-10, atol=1e-10)
+
+
 MIXED = [("relu", 3), ("sigmoid", 20), ("sigmoid", 1), ("tanh", 20), ("softplus", 3)]
 
 

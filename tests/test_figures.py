@@ -9,7 +9,16 @@ import pytest
 from conftest import compose_config
 
 from swarmcli import results, runner
-from swarmcli.render import ANIMATIONS, DEFAULTS, STILLS, animation_scenes, figures, layout, style
+from swarmcli.render import (
+    ANIMATIONS,
+    DEFAULTS,
+    NEEDS,
+    STILLS,
+    animation_scenes,
+    figures,
+    layout,
+    style,
+)
 from swarmcli.render.data import wrap_grid
 
 SWEEPS = ["width_activation", "lr_momentum", "weight_distribution", "tiny_nets", "optimizer_zoo",
@@ -39,7 +48,7 @@ def drawable(run, shipped: list[str]) -> list[str]:
     sweep ships (swarm_loss on a 2 x 8 grid would be 32 panels: no sweep asks for that)."""
     has_weights = run.cells[0].has("weights_0")
     return [w for w in [*STILLS, *ANIMATIONS]
-            if (has_weights or "kinks" not in w)
+            if (has_weights or "weights" not in NEEDS.get(w, []))  # kinks, units
             and (w != "activations" or "activations" in shipped)  # same for every sweep
             and (w in STILLS or w == "hive_animation" or w in shipped)]
 

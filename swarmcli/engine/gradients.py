@@ -11,21 +11,32 @@ import torch
 
 from swarmcli import nn
 
-# Per-point losses, and their derivatives with respect to the prediction (r = pred - y) times a
-# scale (1 / points, for the mean).
+
+# Per-point losses of a prediction p against y, and their derivatives with respect to p times a
+# scale s (1 / points, for the mean). bce takes p as a logit, in the form torch's
+# binary_cross_entropy_with_logits computes, (1 - y) p - log sigmoid(p): stable for any p (no
+# exp overflows), and broadcasting y over the bees; its derivative is sigmoid(p) - y.
+def _bce(p, y, d):
+    return (1 - y) * p - torch.nn.functional.logsigmoid(p)
+
+
 LOSSES = {
-    "mse": (lambda r, d: r.square(), lambda r, d, s: r * (2 * s)),
-    "mae": (lambda r, d: r.abs(), lambda r, d, s: torch.sign(r) * s),
-    "huber": (lambda r, d: torch.where(r.abs() < d, 0.5 * r.square(), d * (r.abs() - 0.5 * d)),
-              lambda r, d, s: r.clamp(-d, d) * s),
+    "mse": (lambda p, y, d: (p - y).square(), lambda p, y, d, s: (p - y) * (2 * s)),
+    "mae": (lambda p, y, d: (p - y).abs(), lambda p, y, d, s: torch.sign(p - y) * s),
+    "huber": (lambda p, y, d: _huber(p - y, d), lambda p, y, d, s: (p - y).clamp(-d, d) * s),
+    "bce": (_bce, lambda p, y, d, s: (torch.sigmoid(p) - y) * s),
 }
+
+
+def _huber(r, d):
+    return torch.where(r.abs() < d, 0.5 * r.square(), d * (r.abs() - 0.5 * d))
 
 
 @dataclass
 class LossInputs:
     """What one chunk's loss and gradient need, as tensors on the chunk's device."""
 
-    x: torch.Tensor  # [1, points, 1], or [bees, points, 1] when each bee has its own batch
+    x: torch.Tensor  # [1, points, in_dim], or [bees, points, in_dim]: each bee its own batch
     y: torch.Tensor
     act: nn.Activation | nn.Mixed
     mask: torch.Tensor | None  # [bees, 1, width]: 1 for a cell's own units, 0 for its padding
@@ -37,7 +48,7 @@ class LossInputs:
     l2: float
 
     def point_loss(self, pred):
-        return LOSSES[self.loss][0](pred - self.y, self.delta)
+        return LOSSES[self.loss][0](pred, self.y, self.delta)
 
     def mean_train(self, point_loss):
         if self.train_weight is None:
@@ -76,13 +87,14 @@ def hand_derived(flat, layout, inputs: LossInputs, grad_out):
     params = layout.layers(flat)
     grads = layout.layers(grad_out)
     last = len(params) - 1
-    act, x = inputs.act, inputs.x.mT  # [1, 1, points]
+    act, x = inputs.act, inputs.x.mT  # [1 or bees, in_dim, points]
+    one_input = x.shape[1] == 1
     mask = None if inputs.mask is None else inputs.mask.mT  # [bees, width, 1]
     zs, hs = [], [x]
     h = x
     for i, (_, _, wt, bt) in enumerate(params):
         if i == 0:  # fan_in 1: an outer product
-            z = wt * x + bt
+            z = wt * x + bt if one_input else torch.matmul(wt, x) + bt
         else:
             z = torch.bmm(wt, h) + bt
         if i == last:
@@ -93,9 +105,9 @@ def hand_derived(flat, layout, inputs: LossInputs, grad_out):
             h = h * mask
         zs.append(z)
         hs.append(h)
-    r = pred - inputs.y.mT
-    point = LOSSES[inputs.loss][0](r, inputs.delta)
-    g = LOSSES[inputs.loss][1](r, inputs.delta, 1.0 / inputs.n_train)
+    y = inputs.y.mT
+    point = LOSSES[inputs.loss][0](pred, y, inputs.delta)
+    g = LOSSES[inputs.loss][1](pred, y, inputs.delta, 1.0 / inputs.n_train)
     if inputs.train_weight is not None:
         g = g * inputs.train_weight.mT
     for i in range(last, -1, -1):
@@ -104,10 +116,14 @@ def hand_derived(flat, layout, inputs: LossInputs, grad_out):
         gb.copy_(g.sum(dim=2).unsqueeze(1))
         if i == 0:  # every bee's and unit's sum over points of g * x
             n, units, pts = g.shape
-            if x.shape[0] == 1:  # shared points: one matrix-vector product for all bees
+            if x.shape[0] == 1 and one_input:  # shared points: one matrix-vector product
                 gw.copy_(torch.mv(g.reshape(n * units, pts), x.reshape(pts)).view(n, 1, units))
-            else:  # each bee its own mini-batch
+            elif x.shape[0] == 1:  # shared points, in_dim inputs: one matrix product
+                gw.copy_(torch.mm(g.reshape(n * units, pts), x[0].mT).view(n, units, -1).mT)
+            elif one_input:  # each bee its own mini-batch
                 gw.copy_(torch.bmm(g, x.mT).view(n, 1, units))
+            else:
+                gw.copy_(torch.bmm(x, g.mT))
             break
         gw.copy_(torch.bmm(hs[i], g.mT))
         g = w * g if i == last else torch.bmm(w, g)  # fan_out 1: an outer product

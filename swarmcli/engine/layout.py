@@ -34,7 +34,7 @@ class Layout:
     @classmethod
     def of(cls, group: CellGroup) -> Layout:
         net = group.network
-        return cls(nn.layer_shapes(net.depth, net.width), net.batch_norm)
+        return cls(nn.layer_shapes(net.depth, net.width, net.in_dim), net.batch_norm)
 
     def _view(self, flat, entry):
         off, (a, b) = entry
@@ -73,7 +73,7 @@ def initial_flat(group: CellGroup) -> torch.Tensor:
     cells = []
     for width in net.widths:
         params = nn.init_params(group.seed, net.depth, width, bees, net.init, net.init_std,
-                                net.init_bounds)
+                                net.init_bounds, net.in_dim)
         params = nn.pad_params(params, net.width)
         parts = [t.reshape(bees, -1) for wb in params for t in wb]
         if net.batch_norm:  # gamma 1, beta 0, as torch.nn.BatchNorm1d

@@ -125,8 +125,8 @@ class ChunkTrainer:
             mask = (torch.arange(net.width) < widths[:, None]).to(device=device, dtype=dtype)
             mask = mask.reshape(n, 1, net.width)
 
-        def column(a):
-            return torch.as_tensor(a, dtype=dtype, device=device).reshape(1, -1, 1)
+        def column(a):  # [points] or [points, in_dim] -> [1, points, in_dim or 1]
+            return torch.as_tensor(a, dtype=dtype, device=device).reshape(1, len(a), -1)
 
         train_weight, n_train = None, len(data.x)
         if data.val_mask is not None:
@@ -170,7 +170,7 @@ class ChunkTrainer:
             order, size = idx.unsqueeze(0), len(idx)
         for step, start in enumerate(range(0, order.shape[1], size)):
             sel = order[:, start:start + size]
-            xb = inputs.x.reshape(-1)[sel].unsqueeze(-1)
+            xb = inputs.x[0][sel]  # [bees, batch, in_dim]
             yb = inputs.y.reshape(-1)[sel].unsqueeze(-1)
             if self.gradient is not None:
                 part = replace(inputs, x=xb, y=yb, train_weight=None, n_train=sel.shape[1])
@@ -185,7 +185,7 @@ class ChunkTrainer:
             drops = [self.drop(epoch, step, i, (self.n, xb.shape[1], net.width))
                      for i in range(net.depth)] if self.drop else None
             pred = nn.forward(params, xb, inputs.act, inputs.mask, norms, "train", drops)
-            loss = LOSSES[inputs.loss][0](pred - yb, inputs.delta).mean(dim=(1, 2))
+            loss = LOSSES[inputs.loss][0](pred, yb, inputs.delta).mean(dim=(1, 2))
             (g,) = torch.autograd.grad((loss + inputs.penalty(params)).sum(), p)
             self.opt.step(self.flat, g, active)
 

@@ -17,7 +17,8 @@ from swarmcli.choices import LEAKY_SLOPE
 
 @dataclass(frozen=True)
 class Network:
-    """An MLP 1 -> width x depth -> 1 per cell; narrower cells are zero-padded to the widest."""
+    """An MLP in_dim -> width x depth -> 1 per cell; narrower cells are zero-padded to the
+    widest. in_dim is 1 for a 1-D target, 2 for a plane to classify."""
 
     depth: int
     widths: tuple[int, ...]  # one per cell
@@ -28,6 +29,7 @@ class Network:
     leaky_slope: float = LEAKY_SLOPE
     dropout: float = 0.0
     batch_norm: bool = False
+    in_dim: int = 1
 
     @property
     def width(self) -> int:
@@ -43,8 +45,8 @@ class Network:
 class Data:
     """Every point, training and held out; where predictions are recorded; how it is fed."""
 
-    x: np.ndarray
-    y: np.ndarray
+    x: np.ndarray  # [points] (in_dim 1) or [points, in_dim]
+    y: np.ndarray  # [points]: the target, or 0/1 class labels
     val_mask: np.ndarray | None = None  # True for points held out for validation
     eval_x: np.ndarray | None = None  # where predictions are recorded; None: at x
     batch_size: int | None = None  # None: full batch, one step per epoch
@@ -72,7 +74,7 @@ class Optimizer:
 
 @dataclass(frozen=True)
 class Loss:
-    kind: str = "mse"  # mse | mae | huber, over the training points
+    kind: str = "mse"  # mse | mae | huber | bce (on logits), over the training points
     huber_delta: float = 1.0
     l1: float = 0.0  # penalty on the sum of |W| (weights, not biases)
     l2: float = 0.0  # penalty on the sum of W^2

@@ -19,19 +19,20 @@ from swarmcli import results
 from swarmcli.checks import check_choice, check_number
 from swarmcli.config import RenderConfig
 from swarmcli.errors import SwarmError
-from swarmcli.render import data, scenes, stills, style, video
+from swarmcli.render import boundaries, data, scenes, stills, style, units, video
 
 # for callers that pass only some keys: the schema's own defaults (its one owner)
 DEFAULTS = dataclasses.asdict(RenderConfig())
 
 STILLS = {"hive": stills.hive, "loss": stills.loss, "compare": stills.compare,
           "final_loss": stills.final_loss, "kinks": stills.kinks,
-          "activations": stills.activations}
+          "activations": stills.activations, "units": units.stills}
 ANIMATIONS = {"hive_animation": "hive", "swarm_loss_animation": "swarm_loss",
-              "kinks_animation": "kinks"}  # figure -> scene
+              "kinks_animation": "kinks", "units_animation": "units"}  # figure -> scene
 WHAT = [*STILLS, *ANIMATIONS, "none"]
 NEEDS = {"hive": ["ypred"], "hive_animation": ["ypred"], "swarm_loss_animation": ["ypred"],
-         "kinks": ["weights", "biases"], "kinks_animation": ["ypred", "weights", "biases"]}
+         "kinks": ["weights", "biases"], "kinks_animation": ["ypred", "weights", "biases"],
+         "units": ["weights", "biases"], "units_animation": ["weights", "biases"]}
 FORMATS = ("mp4", "gif")
 # Budgets, checked before anything is allocated. A frame buffer is width x height x 4 bytes and
 # a render holds a few (canvas, blitting background, the copy piped to ffmpeg); 512 MiB is
@@ -88,7 +89,7 @@ def check_run(run: results.Run, what: list[str], cfg: dict) -> None:
                              f"(this run recorded {recorded})")
     if "activations" in what and not (run.path / "activations.npz").exists():
         raise SwarmError(f"activations needs {run.path / 'activations.npz'}, which this run lacks")
-    for e in cfg["epochs"] if any(w in ("hive", "kinks") for w in what) else []:
+    for e in cfg["epochs"] if any(w in ("hive", "kinks", "units") for w in what) else []:
         try:
             data.frame_index(run, int(e))
         except IndexError as err:
@@ -129,7 +130,11 @@ def render_run(run_dir, render_cfg: dict, out=sys.stdout) -> list[Path]:
     fig_dir.mkdir(exist_ok=True)
     written = []
     for w in what:
-        for path in _draw(w, run, cfg, fig_dir):
+        if run.task == "classification":
+            drawn = _draw_classification(w, run, cfg, fig_dir, out)
+        else:
+            drawn = _draw(w, run, cfg, fig_dir)
+        for path in drawn:
             print(f"wrote {path}", file=out, flush=True)
             written.append(path)
     return written
@@ -148,7 +153,7 @@ def animation_scenes(run: results.Run, what: str, cfg: dict):
     cfg = {**DEFAULTS, **dict(cfg)}
     for p, page in enumerate(data.pages(run, scenes.aspect(cfg))):
         with matplotlib.rc_context(style.RC):
-            sc = scenes.SCENES[ANIMATIONS[what]](run, cfg, p, animated=True)
+            sc = video.SCENES[ANIMATIONS[what]](run, cfg, p, animated=True)
         yield f"{what}{page.name}.{cfg['format']}", sc
 
 
@@ -162,6 +167,25 @@ def _draw(what: str, run: results.Run, cfg: dict, fig_dir: Path):
         path = fig_dir / f"{what}{page.name}.{cfg['format']}"
         ref = video.SceneRef(ANIMATIONS[what], str(run.path), cfg, p)
         yield video.write_video(ref, tl, path, cfg["format"], cfg["workers"])
+
+
+def _draw_classification(what: str, run: results.Run, cfg: dict, fig_dir: Path, out):
+    """A classification run's figures (render/boundaries.py): hive -> decision boundaries,
+    hive_animation -> their video, loss -> accuracy bands, final_loss -> final accuracies;
+    the regression-only figures are skipped, saying so."""
+    if what in boundaries.STILLS:
+        with matplotlib.rc_context(style.RC):
+            for name, fig in boundaries.STILLS[what](run, cfg):
+                yield save_png(fig, fig_dir / name)
+    elif what == "hive_animation":
+        tl = timeline(run, cfg)
+        for p, page in enumerate(data.pages(run, scenes.aspect(cfg))):
+            path = fig_dir / f"boundaries{page.name}.{cfg['format']}"
+            ref = video.SceneRef("boundaries", str(run.path), cfg, p)
+            yield video.write_video(ref, tl, path, cfg["format"], cfg["workers"])
+    else:
+        print(f"render.what={what} is not drawn for a classification run (drawn: "
+              f"{', '.join(boundaries.WHAT)})", file=out)
 
 
 def save_png(fig, path: Path) -> Path:

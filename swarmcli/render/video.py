@@ -34,9 +34,10 @@ from typing import NamedTuple
 import imageio_ffmpeg
 import matplotlib
 
-from swarmcli.render import scenes, style
+from swarmcli.render import boundaries, scenes, style, units
 from swarmcli.results import load
 
+SCENES = {**scenes.SCENES, **boundaries.SCENES, **units.SCENES}  # every animated scene, by name
 MIN_FRAMES_PER_WORKER = 24  # below this, starting a process costs more than it saves
 HOLD_SECONDS = 1.0  # the last frame stays this long, so a looping video shows where it ended
 MIN_FPS = 5.0  # a slowed-down short run repeats frames rather than go below this
@@ -91,7 +92,7 @@ def timeline(n: int, fps: float, min_seconds: float, max_seconds: float,
 class SceneRef(NamedTuple):
     """Which scene to draw, as plain data a worker process can rebuild it from."""
 
-    scene: str  # a name in scenes.SCENES
+    scene: str  # a name in SCENES
     run_dir: str
     cfg: dict  # the render config
     page: int
@@ -103,7 +104,7 @@ class FrameSource:
     def __init__(self, ref: SceneRef):
         name, run_dir, cfg, page = ref
         with matplotlib.rc_context(style.RC):
-            self.scene = scenes.SCENES[name](load(run_dir), cfg, page, animated=True)
+            self.scene = SCENES[name](load(run_dir), cfg, page, animated=True)
             canvas = self.scene.fig.canvas
             canvas.draw()
             self.background = canvas.copy_from_bbox(self.scene.fig.bbox)

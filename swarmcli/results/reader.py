@@ -66,6 +66,7 @@ class Run:
         self.axes = self.manifest["axes"]
         self.frames = np.asarray(self.manifest["frames"])  # the epochs of each recorded frame
         self.epochs = self.manifest["epochs"]
+        self.task = self.manifest.get("task", "regression")  # older runs: regression
         self.cells = [CellResult(c["index"], c["labels"], c["values"], c, cell_dir(self.path,
                       c["index"])) for c in self.manifest["cells"] if c.get("saved")]
         if self.state != "complete":
@@ -78,10 +79,11 @@ class Run:
     def check(self) -> None:
         """Open every array a reader needs (headers only, memory-mapped), so a truncated, empty
         or missing file is named before any work starts, not halfway through a render."""
-        # written before the first cell (a run stopped earlier may lack them); a landscape run
-        # keeps its surface in each cell instead
-        if self.cells and self.manifest.get("task", "regression") == "regression":
-            for name in ("x", "y", "target_x", "target_y"):
+        if self.cells and self.task != "landscape":  # written before the first cell (a run
+            # stopped earlier may lack them); a landscape run keeps its surface in each cell
+            names = ("x", "y") if self.task == "classification" else ("x", "y", "target_x",
+                                                                       "target_y")
+            for name in names:
                 load_array(self.path / f"{name}.npy")
         for c in self.cells:
             bees = c.info["bees"]

@@ -46,6 +46,7 @@ def new_manifest(cfg, axes, cells, device: str, frames: list[int]) -> dict:
                    "position": list(c.position), "bees": c.cfg.train.bees,
                    "depth": c.cfg.model.depth, "width": c.cfg.model.width,
                    "activation": c.cfg.model.activation, "optimizer": c.cfg.optim.name,
+                   "leaky_slope": c.cfg.model.leaky_slope,
                    "saved": False} for c in cells],
     }
 
