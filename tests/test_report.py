@@ -205,6 +205,31 @@ def test_screenshot_is_not_blank(page, tmp_path):
     assert img.shape[1] > 600 and 0.01 < ink < 0.6 and colours > 20, (img.shape, ink, colours)
 
 
+@pytest.mark.parametrize("overrides", [
+    ["task=landscape", "+sweep.grid.optim.name=[sgd,adam]", "optim.lr=0.01"],
+    ["task=classification", "dataset.samples=40", "dataset.grid=12", "optim.name=adam",
+     "optim.lr=0.02", "+sweep.grid.model.activation=[relu,tanh]"]], ids=["landscape",
+                                                                          "classification"])
+def test_other_tasks_get_loss_bands_table_and_their_figures_but_no_hive(overrides, browser,
+                                                                         tmp_path):
+    d = tmp_path / "run"
+    runner.run(compose_config(["train.epochs=10", "train.bees=3", "progress=false",
+                               "render.what=[none]", *overrides]), d, out=io.StringIO())
+    (d / "figures").mkdir()
+    (d / "figures" / "paths.png").write_bytes(_png())
+    report.write_run_page(d)
+    opened = browser.open(d / "report.html")
+    opened.wait("window.report && window.report.ready")
+    assert opened.errors == []
+    assert js(opened, "document.getElementById('hive')") is None
+    assert js(opened, "document.getElementById('kinks')") is None
+    assert js(opened, "document.querySelectorAll('#loss canvas').length") == 2
+    assert js(opened, "document.querySelectorAll('#summary tbody tr').length") == 2
+    assert js(opened, "[...document.images].some(i => i.src.endsWith('figures/paths.png'))")
+    assert json.loads(js(opened, "document.getElementById('data').textContent"))["task"] == \
+        overrides[0].split("=")[1]
+
+
 def test_budget_downsamples_and_roundtrips():
     b, f, p = rdata.plan_sizes(9, 10, 151, 261)  # the default width_activation run
     assert (b, p) == (10, rdata.MAX_POINTS) and 9 * b * f * p <= rdata.MAX_VALUES and f >= 60

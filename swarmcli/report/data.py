@@ -182,8 +182,11 @@ def run_payload(run_dir) -> dict:
     m = run.manifest
     axes = [{"name": a["name"], "labels": a["labels"]} for a in run.axes]
     cells = run.cells
-    has_ypred = "ypred" in m["record"] and bool(cells)
-    x = run.eval_x if has_ypred else run.x
+    # the hive, kinks and data panels are a 1-D regression's; a landscape or classification run
+    # gets the summary, loss bands, final losses and its own rendered figures (paths, boundaries)
+    curve = run.task == "regression" and bool(cells)
+    has_ypred = curve and "ypred" in m["record"]
+    x = (run.eval_x if has_ypred else run.x) if curve else np.zeros(0)
     order = np.argsort(x, kind="stable")
     bees_max = max((c.info["bees"] for c in cells), default=0)
     nb, nf, npts = plan_sizes(len(cells), bees_max, len(run.frames), len(x))
@@ -193,10 +196,10 @@ def run_payload(run_dir) -> dict:
                                                        else 1))
     keep_ep = spread(run.epochs + 1, min(MAX_EPOCHS + 1, max(2, MAX_LOSS_VALUES // curves)))
     val_mask = (np.load(run_dir / "val_mask.npy").astype(bool).tolist()
-                if (run_dir / "val_mask.npy").exists() else [False] * len(run.x))
-    has_kinks = all(c.has("weights_0") and c.has("biases_0") for c in cells) and bool(cells)
+                if curve and (run_dir / "val_mask.npy").exists() else [False] * len(x))
+    has_kinks = curve and all(c.has("weights_0") and c.has("biases_0") for c in cells)
     edges = np.linspace(float(run.x.min()), float(run.x.max()), KINK_BINS + 1) \
-        if cells else np.zeros(2)
+        if curve else np.zeros(2)
     out_cells = []
     for c in cells:
         loss = np.asarray(c.loss, dtype=np.float64)
@@ -217,11 +220,11 @@ def run_payload(run_dir) -> dict:
         if has_kinks:
             cell["kinks"] = kink_counts(run, c, frames, edges)
         out_cells.append(cell)
-    y_all = np.concatenate([run.y, run.load("target_y")]) if cells else np.zeros(1)
+    y_all = np.concatenate([run.y, run.load("target_y")]) if curve else np.zeros(1)
     lo, hi = float(y_all.min()), float(y_all.max())
     pad = 0.35 * (hi - lo or 1.0)
     return {
-        "kind": "run", "name": run_dir.name, "path": str(run_dir.resolve()),
+        "kind": "run", "task": run.task, "name": run_dir.name, "path": str(run_dir.resolve()),
         "state": run.state, "sweep": m.get("sweep") or "", "lesson": m.get("lesson") or "",
         "epochs": run.epochs, "command": reproduce_command(run_dir),
         "rerun": f"swarm rerun {shlex.quote(str(run_dir))}",
@@ -229,10 +232,11 @@ def run_payload(run_dir) -> dict:
         "axes": axes, "grid": _grid(axes, len(cells)),
         "frames": [int(run.frames[f]) for f in frames], "recorded_frames": len(run.frames),
         "loss_epochs": keep_ep.tolist(),
-        "x": sig(x[pts], 6), "train_x": sig(run.x, 6), "train_y": sig(run.y, 6),
+        "x": sig(x[pts], 6), "train_x": sig(run.x, 6) if curve else [],
+        "train_y": sig(run.y, 6) if curve else [],
         "val_mask": val_mask,
-        "target_x": sig(run.load("target_x"), 5) if cells else [],
-        "target_y": sig(run.load("target_y"), 5) if cells else [],
+        "target_x": sig(run.load("target_x"), 5) if curve else [],
+        "target_y": sig(run.load("target_y"), 5) if curve else [],
         "ylim": [lo - pad, hi + pad], "kink_edges": sig(edges, 6) if has_kinks else None,
         "turning_points": sig(turning_points(run.load("target_x"), run.load("target_y")), 5)
         if has_kinks else [],
