@@ -302,6 +302,7 @@ def test_heatmap_is_the_median_final_loss_of_every_bee_with_that_pair(multirun):
     assert np.isnan(med[1, 0])  # job 1 (0.01, 5) failed: no bees
 
 
+@pytest.mark.slow  # relaunches real jobs through Hydra (~16 s)
 def test_rerun_failed_relaunches_only_the_failed_jobs_into_the_same_dir(multirun, copy_of,
                                                                        capsys):
     d = copy_of(multirun)

@@ -263,6 +263,7 @@ def test_chunked_training_equals_one_chunk():
     np.testing.assert_allclose(whole.ypred, chunked.ypred, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow  # torch.compile of the whole epoch (~18 s)
 def test_compiled_step_matches_eager():
     """train.compile=on runs the same epoch (optimizer step, hand-derived loss and gradient,
     divergence mask) through torch.compile (Inductor), here for two activations in one group."""

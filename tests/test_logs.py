@@ -27,6 +27,7 @@ def test_a_single_runs_log_holds_what_the_terminal_showed(tmp_path):
     assert logged((tmp_path / "r" / "swarm.log").read_text()) == shown
 
 
+@pytest.mark.slow  # a two-job multirun in a real process (~6 s)
 def test_each_multirun_job_names_its_overrides_and_logs_its_own_lines(tmp_path):
     p = swarm("run", "-m", "optim.lr=0.01,0.02", *CLI_TINY, "hydra.sweep.dir=m", cwd=tmp_path)
     assert p.returncode == 0, p.stderr

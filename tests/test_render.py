@@ -259,6 +259,7 @@ def test_none_renders_nothing(tiny_run):
     assert not (run_dir / "figures").exists()
 
 
+@pytest.mark.slow  # a fresh `swarm render` process and a fresh Python (~11 s)
 def test_swarm_render_in_a_new_process(tiny_run):
     """After training is over and its process gone: re-render from the files, as a user would,
     without torch or Hydra in the rendering process."""

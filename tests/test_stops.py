@@ -62,6 +62,7 @@ def wait_for(proc, path: Path) -> bool:
 MOMENTS = [".swarm.lock", "swarm.json", "cells/000", "cells/004", "cells/008", "summary.csv"]
 
 
+@pytest.mark.slow  # four real processes stopped at random moments (~22 s)
 def test_random_interrupts_and_kills_leave_truthful_run_dirs(tmp_path):
     rng = random.Random(20261202)
     plan = [signal.SIGINT] * 2 + [signal.SIGTERM] + [signal.SIGKILL]
@@ -270,6 +271,7 @@ print(estimate, status("VmHWM") - before)
     ["train.bees=40", "model.width=200", "target.points=2000", "train.epochs=3",
      "model.dropout=0.1"],
 ])
+@pytest.mark.slow  # a fresh process per case, big enough to measure its peak memory (~6 s each)
 def test_the_estimate_bounds_what_a_run_allocates(overrides, tmp_path):
     """Peak resident memory of a fresh process, measured around runner.run after the imports
     and the config, against the estimate: an upper bound, and not a wildly loose one."""
