@@ -296,9 +296,7 @@ def compose(overrides=()) -> DictConfig:
 def validate(cfg: SwarmConfig) -> SwarmConfig:
     """Check one cell's settings; raise SwarmError naming the bad value and the valid choices."""
     # numpy's modules here, not at the top: composing a config (--cfg, --help) needs none of them
-    import numpy as np
-
-    from swarmcli import formula, splits, targets
+    from swarmcli import datasets, targets
     from swarmcli.objective import check_objective
 
     t, m, o, tr = cfg.target, cfg.model, cfg.optim, cfg.train
@@ -307,19 +305,8 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
         from swarmcli.landscape import surfaces
 
         surfaces.check(cfg.surface)
-    check_dataset(cfg.dataset)
-    check_choice("target.name", t.name, targets.TARGETS)
-    if len(t.domain) != 2 or not t.domain[0] < t.domain[1]:
-        raise SwarmError(f"target.domain={list(t.domain)!r} must be [low, high] with low < high")
-    check_number("target.points", t.points, low=2, integer=True)
-    check_number("target.eval_points", t.eval_points, low=0, integer=True)
-    check_number("target.noise_sd", t.noise_sd, low=0)
-    if t.name == "noisy_sin" and t.noise_sd == 0:
-        raise SwarmError("target.name=noisy_sin needs target.noise_sd > 0 (target=noisy_sin "
-                         "sets 0.1)")
-    if t.expr is not None:
-        formula.evaluate(t.expr, np.linspace(t.domain[0], t.domain[1], t.points))
-    splits.check(t.split.kind, t.split.fraction, t.split.seed, t.split.gap, domain=t.domain)
+    datasets.check(cfg.dataset)
+    targets.check(t)
     check_number("model.depth", m.depth, low=1, integer=True)
     check_number("model.width", m.width, low=1, integer=True)
     check_choice("model.activation", m.activation, choices.ACTIVATIONS)
@@ -383,18 +370,6 @@ def task_kind(cfg) -> str:
     """cfg.task.kind, or "regression" for a config saved before tasks existed (an old run dir's
     .hydra/config.yaml, which Hydra loads in struct mode: a missing key raises AttributeError)."""
     return getattr(getattr(cfg, "task", None), "kind", None) or "regression"
-
-
-def check_dataset(d: DatasetConfig) -> None:
-    check_choice("dataset.name", d.name, choices.DATASETS)
-    check_number("dataset.samples", d.samples, low=4, high=10**7, integer=True)
-    check_number("dataset.noise", d.noise, low=0)
-    check_number("dataset.test_fraction", d.test_fraction, low=0, high=1, high_open=True)
-    check_number("dataset.val_fraction", d.val_fraction, low=0, high=1, high_open=True)
-    check_number("dataset.grid", d.grid, low=2, high=2000, integer=True)
-    if (1 - d.test_fraction) * (1 - d.val_fraction) < 0.1:
-        raise SwarmError(f"dataset.test_fraction={d.test_fraction!r} and dataset.val_fraction="
-                         f"{d.val_fraction!r} leave under 10% of the points to train on")
 
 
 def schedule_params(cfg: SwarmConfig) -> dict:

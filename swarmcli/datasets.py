@@ -12,6 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from swarmcli import choices
+from swarmcli.checks import check_choice, check_number
+from swarmcli.errors import SwarmError
+
 GRID_MARGIN = 0.15  # the evaluation grid reaches this share of the data's extent beyond it
 CIRCLES_FACTOR = 0.5  # inner circle's radius / outer's (scikit-learn's default is 0.8)
 
@@ -119,7 +123,7 @@ def stratified(y: np.ndarray, fraction: float, pool: np.ndarray, gen) -> np.ndar
 
 
 def make(d) -> Points:
-    """The points of a `DatasetConfig` (checked by config.check_dataset), split and framed."""
+    """The points of a `DatasetConfig` (checked by datasets.check), split and framed."""
     x, y = DATASETS[d.name](d.samples, d.noise, d.seed)
     gen = np.random.default_rng(d.split_seed)
     everything = np.ones(len(y), dtype=bool)
@@ -130,3 +134,16 @@ def make(d) -> Points:
     extent = (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1])
     return Points(x.astype(np.float64), y.astype(np.float64), test, val,
                   tuple(float(v) for v in extent), d.grid)
+
+
+def check(d) -> None:
+    """Raise SwarmError naming the first bad `dataset.*` value (a DatasetConfig)."""
+    check_choice("dataset.name", d.name, choices.DATASETS)
+    check_number("dataset.samples", d.samples, low=4, high=10**7, integer=True)
+    check_number("dataset.noise", d.noise, low=0)
+    check_number("dataset.test_fraction", d.test_fraction, low=0, high=1, high_open=True)
+    check_number("dataset.val_fraction", d.val_fraction, low=0, high=1, high_open=True)
+    check_number("dataset.grid", d.grid, low=2, high=2000, integer=True)
+    if (1 - d.test_fraction) * (1 - d.val_fraction) < 0.1:
+        raise SwarmError(f"dataset.test_fraction={d.test_fraction!r} and dataset.val_fraction="
+                         f"{d.val_fraction!r} leave under 10% of the points to train on")

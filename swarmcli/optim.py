@@ -19,17 +19,17 @@ AdamW decay factor 1), so its parameters stay exactly as they were even when its
 A step is two halves: `coefficients()` works out, in Python floats as torch.optim does, the
 [bees, 1] factors that depend on the step count or lr (bias corrections, ...); `update()` is pure
 tensor arithmetic with no Python number that changes between steps, so the engine can run it
-inside one compiled graph with the rest of the epoch.
-
-Keyword arguments an optimizer does not use are ignored, so a caller may pass every hyper-parameter
-and flag to any optimizer.
+inside one compiled graph with the rest of the epoch. Keyword arguments an optimizer does not use
+are ignored, so a caller may pass every hyper-parameter and flag to any optimizer.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from swarmcli.choices import DEFAULTS, effective  # noqa: F401 (effective: also optim.effective)
+from swarmcli.choices import DEFAULTS
 
 STEP_BLOCK = 256  # steps of Python-float factors (bias corrections...) worked out at once
 
@@ -38,12 +38,10 @@ def bias_correction(t: float, beta: float) -> float:
     """1 - beta^t, as torch.optim's Adam-family optimizers work it out."""
     return 1 - beta**t
 
-# Valid range of each per-bee hyper-parameter, as torch.optim checks it (dampening: unchecked).
-_RANGES = {
-    "lr": (0.0, None), "momentum": (0.0, None), "weight_decay": (0.0, None), "eps": (0.0, None),
-    "beta1": (0.0, 1.0), "beta2": (0.0, 1.0), "alpha": (0.0, None), "lr_decay": (0.0, None),
-    "initial_accumulator_value": (0.0, None), "momentum_decay": (0.0, None),
-}
+
+# Valid range of each per-bee hyper-parameter as torch.optim checks it: [0, inf), betas [0, 1),
+# dampening unchecked.
+_RANGES = {"beta1": (0.0, 1.0), "beta2": (0.0, 1.0), "dampening": (-math.inf, math.inf)}
 
 
 class BatchedOptimizer:
@@ -61,12 +59,8 @@ class BatchedOptimizer:
         self.bees, self.dtype, self.device = params.shape[0], params.dtype, params.device
         self.per_bee = {k: self._per_bee(k, hyper_values[k]) for k in self.hyper}
         for k, v in self.per_bee.items():
-            lo, hi = _RANGES.get(k, (None, None))
-            bad = ~torch.isfinite(v)
-            if lo is not None:
-                bad |= v < lo
-            if hi is not None:
-                bad |= v >= hi
+            lo, hi = _RANGES.get(k, (0.0, math.inf))
+            bad = ~torch.isfinite(v) | (v < lo) | (v >= hi)
             if bool(bad.any()):
                 i = int(bad.nonzero()[0, 0])
                 raise ValueError(f"invalid {k}={v[i, 0].item()!r} for bee {i}")

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from swarmcli.formula import compile_formula
+from swarmcli.checks import check_choice, check_number
+from swarmcli.errors import SwarmError
+from swarmcli.formula import compile_formula, evaluate
+from swarmcli.splits import check as check_split
 from swarmcli.splits import split
 
 TARGETS = {
@@ -50,3 +53,19 @@ def dense_curve(t, points: int = 400):
     """The noiseless target on a fine grid, drawn behind the bees in every plot."""
     x = np.linspace(t.domain[0], t.domain[1], points)
     return x, values(t, x)
+
+
+def check(t) -> None:
+    """Raise SwarmError naming the first bad `target.*` value (a TargetConfig)."""
+    check_choice("target.name", t.name, TARGETS)
+    if len(t.domain) != 2 or not t.domain[0] < t.domain[1]:
+        raise SwarmError(f"target.domain={list(t.domain)!r} must be [low, high] with low < high")
+    check_number("target.points", t.points, low=2, integer=True)
+    check_number("target.eval_points", t.eval_points, low=0, integer=True)
+    check_number("target.noise_sd", t.noise_sd, low=0)
+    if t.name == "noisy_sin" and t.noise_sd == 0:
+        raise SwarmError("target.name=noisy_sin needs target.noise_sd > 0 (target=noisy_sin "
+                         "sets 0.1)")
+    if t.expr is not None:
+        evaluate(t.expr, np.linspace(t.domain[0], t.domain[1], t.points))
+    check_split(t.split.kind, t.split.fraction, t.split.seed, t.split.gap, domain=t.domain)

@@ -6,7 +6,7 @@ import pytest
 from conftest import compose_config
 from omegaconf import OmegaConf
 
-from swarmcli import config, optim
+from swarmcli import choices, config, optim
 
 
 @pytest.mark.parametrize("name", list(optim.OPTIMIZERS))
@@ -16,12 +16,13 @@ def test_optim_name_override_equals_optim_group(name):
     by_group = OmegaConf.to_container(compose_config([f"optim={name}"]))
     assert by_key == by_group
     typed = config.validate(config.to_schema(by_key))
-    assert optim.effective(typed.optim) == {**optim.effective(typed.optim), **optim.DEFAULTS[name]}
+    eff = choices.effective(typed.optim)
+    assert eff == {**eff, **optim.DEFAULTS[name]}
 
 
 def test_adamw_takes_its_own_weight_decay():
     """adamw's decoupled weight decay 0.01 is torch's default; adam has none."""
-    eff = {n: optim.effective(config.to_schema(compose_config([f"optim.name={n}"])).optim)
+    eff = {n: choices.effective(config.to_schema(compose_config([f"optim.name={n}"])).optim)
            for n in ("adam", "adamw")}
     assert eff["adamw"]["weight_decay"] == 0.01
     assert eff["adam"]["weight_decay"] == 0.0
@@ -32,8 +33,8 @@ def test_adamw_takes_its_own_weight_decay():
 
 def test_explicit_value_beats_the_optimizers_default():
     typed = config.to_schema(compose_config(["optim.name=adagrad", "optim.eps=1e-6"]))
-    assert optim.effective(typed.optim)["eps"] == 1e-6
-    assert optim.effective(config.to_schema(compose_config(["optim=adagrad"])).optim)["eps"] \
+    assert choices.effective(typed.optim)["eps"] == 1e-6
+    assert choices.effective(config.to_schema(compose_config(["optim=adagrad"])).optim)["eps"] \
         == 1e-10
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import matplotlib
 
-from swarmcli import results
+from swarmcli import choices, results
 from swarmcli.checks import check_choice, check_number
 from swarmcli.config import RenderConfig
 from swarmcli.errors import SwarmError
@@ -29,11 +29,11 @@ STILLS = {"hive": stills.hive, "loss": stills.loss, "compare": stills.compare,
           "activations": stills.activations, "units": units.stills}
 ANIMATIONS = {"hive_animation": "hive", "swarm_loss_animation": "swarm_loss",
               "kinks_animation": "kinks", "units_animation": "units"}  # figure -> scene
-WHAT = [*STILLS, *ANIMATIONS, "none"]
+WHAT = choices.RENDER_WHAT  # one owner: completion reads the names without matplotlib
 NEEDS = {"hive": ["ypred"], "hive_animation": ["ypred"], "swarm_loss_animation": ["ypred"],
          "kinks": ["weights", "biases"], "kinks_animation": ["ypred", "weights", "biases"],
          "units": ["weights", "biases"], "units_animation": ["weights", "biases"]}
-FORMATS = ("mp4", "gif")
+FORMATS = choices.RENDER_FORMATS
 # Budgets, checked before anything is allocated. A frame buffer is width x height x 4 bytes and
 # a render holds a few (canvas, blitting background, the copy piped to ffmpeg); 512 MiB is
 # about 11600 x 11600 px, far past any screen. An animation draws and encodes frames x pixels;
