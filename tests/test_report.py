@@ -226,8 +226,17 @@ def test_other_tasks_get_loss_bands_table_and_their_figures_but_no_hive(override
     assert js(opened, "document.querySelectorAll('#loss canvas').length") == 2
     assert js(opened, "document.querySelectorAll('#summary tbody tr').length") == 2
     assert js(opened, "[...document.images].some(i => i.src.endsWith('figures/paths.png'))")
-    assert json.loads(js(opened, "document.getElementById('data').textContent"))["task"] == \
-        overrides[0].split("=")[1]
+    task = overrides[0].split("=")[1]
+    assert json.loads(js(opened, "document.getElementById('data').textContent"))["task"] == task
+    # the table's medians and IQR are of what classify compared the cells on: test error
+    header = js(opened, "document.querySelector('#summary thead').textContent")
+    assert ("median test error" if task == "classification" else "median final loss") in header
+    if task == "classification":
+        rows, _, _ = results.read_summary(d)
+        err = sorted(1 - r["final_test_accuracy"] for r in rows if r["cell"] == 0)
+        shown = rdata.run_payload(d)["table"][0]
+        assert shown["median"] == pytest.approx(np.median(err))
+        assert shown["iqr"] == pytest.approx(list(np.quantile(err, [0.25, 0.75])))
 
 
 def test_budget_downsamples_and_roundtrips():

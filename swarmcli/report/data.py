@@ -127,16 +127,26 @@ def turning_points(tx: np.ndarray, ty: np.ndarray) -> np.ndarray:
     return tx[nz[1:][s[nz[1:]] != s[nz[:-1]]]]
 
 
+def table_measure(run_dir: Path) -> str:
+    """The per-bee number summary.csv's cell medians are of (runner and classify decide)."""
+    extra = read_summary(run_dir)[2]
+    return ("test error" if "final_test_accuracy" in extra else
+            "training error" if "final_accuracy" in extra else "final loss")
+
+
 def _table_rows(run_dir: Path, axis_names: list[str]) -> list[dict]:
     """summary.csv per cell: median [CI], IQR, diverged, stopped, verdict vs the best cell."""
     rows, _, extra = read_summary(run_dir)
     cells: dict[int, list[dict]] = {}
     for r in rows:
         cells.setdefault(r["cell"], []).append(r)
+    # what the cells were compared on: a classification run's test (else training) error
+    acc = next((k for k in ("final_test_accuracy", "final_accuracy") if k in extra), None)
     out = []
     for index, bees in sorted(cells.items()):
         first = bees[0]
-        final = np.array([r["final_loss"] if not r["diverged"] else np.inf for r in bees])
+        final = np.array([(1 - r[acc] if acc else r["final_loss"]) if not r["diverged"]
+                          else np.inf for r in bees])
         fin = final[np.isfinite(final)]
         q25, q75 = (np.quantile(fin, [0.25, 0.75]) if fin.size else (math.nan, math.nan))
         p = first.get("p_vs_best", math.nan)
@@ -244,6 +254,7 @@ def run_payload(run_dir) -> dict:
                    "bees_total": bees_max, "points_total": int(len(x))},
         "cells": out_cells, "table": _table_rows(run_dir, [a["name"] for a in axes])
         if (run_dir / "summary.csv").exists() else [],
+        "measure": table_measure(run_dir) if (run_dir / "summary.csv").exists() else "",
         "figures": figures(run_dir),
     }
 
