@@ -231,13 +231,13 @@ def test_mean_probability_leaves_out_diverged_bees():
 
 # -- the shipped sweep's lesson ------------------------------------------------------------
 
-def test_moons_depth_activation_lesson(tmp_path):
+def test_moons_activation_lesson(tmp_path):
     """Seed 003's set-up at depth 2 (one of the sweep's four; one group, so one training loop),
     6 bees: every cell reaches ~0.9
     test accuracy; ReLU's boundaries are piecewise linear (its logit's second difference along
     the grid vanishes on most of the plane), tanh's are not; and the bees disagree more about
     points far from the data than near it."""
-    cfg = compose_config(["+sweep=moons_depth_activation", "progress=false",
+    cfg = compose_config(["+sweep=moons_activation", "progress=false",
                           "render.what=[none]", "train.bees=6", "sweep.grid.model.depth=[2]"])
     runner.run(cfg, tmp_path / "moons", out=io.StringIO())
     run = load(tmp_path / "moons")

@@ -140,8 +140,8 @@ def end_distance(run, label: str) -> float:
 
 
 @pytest.mark.slow  # 8 cells: ~3-7 s, most of it expanding the sweep's configs
-def test_beale_optimizers_lesson(tmp_path):
-    run = shipped(tmp_path, "beale_optimizers")
+def test_optimizer_paths_lesson(tmp_path):
+    run = shipped(tmp_path, "optimizer_paths")
     d = {lab: end_distance(run, lab) for lab in run.axes[0]["labels"]}
     assert max(d["rmsprop"], d["sgd_cyclic"]) < 0.1
     assert max(d["nesterov"], d["adam"], d["momentum"]) < 0.3
@@ -150,8 +150,8 @@ def test_beale_optimizers_lesson(tmp_path):
 
 
 @pytest.mark.slow  # 10 cells
-def test_beale_sgd_lr_lesson(tmp_path):
-    run = shipped(tmp_path, "beale_sgd_lr")
+def test_lr_paths_lesson(tmp_path):
+    run = shipped(tmp_path, "lr_paths")
     lrs = [c.values["optim.lr"] for c in run.cells]
     assert lrs == pytest.approx([0.005 * i for i in range(10)])
     start = run.cells[0].array("position")[0]

@@ -15,9 +15,9 @@ SWEEPS = sorted(p.name[:-5] for p in (files("swarmcli.configs") / "sweep").iterd
                 if p.name.endswith(".yaml"))
 CELLS = {"width_activation": 9, "lr_momentum": 6, "weight_distribution": 1, "tiny_nets": 4,
          "optimizer_zoo": 9, "lr_schedules": 6, "init_schemes": 16, "regularization": 4,
-         "depth_width": 4, "early_stopping": 3, "beale_optimizers": 8, "beale_sgd_lr": 10,
+         "depth_width": 4, "early_stopping": 3, "optimizer_paths": 8, "lr_paths": 10,
          "gd_mean": 2, "saddle_escape": 3,
-         "moons_depth_activation": 8}
+         "moons_activation": 8}
 
 
 def test_every_sweep_is_listed_here():
