@@ -84,7 +84,7 @@ def new_manifest(cfg, axes, cells, device, pts: datasets.Points) -> dict:
     return m
 
 
-def run(cfg, run_dir, *, out=sys.stdout) -> RunSummary:
+def run(cfg, run_dir, *, out=sys.stdout, tracker=None) -> RunSummary:
     """Train every cell of a classification sweep and write the run dir (as runner.run)."""
     from tqdm import tqdm
 
@@ -128,6 +128,8 @@ def run(cfg, run_dir, *, out=sys.stdout) -> RunSummary:
                         test_err[cell.index] = np.where(np.isfinite(finals[cell.index]),
                                                         1.0 - acc, np.inf)
                         writer.save_cell(cell.index, arrays, {"diverged": n_div})
+                        if tracker is not None:  # logger=...: the cell's loss statistics
+                            tracker.cell(cell, arrays)
                         rows += score_rows(results.summary_rows(axis_names, cell.labels,
                                                                 cell.index, arrays), arrays)
                     del res, arrays

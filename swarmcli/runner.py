@@ -55,10 +55,10 @@ def run(cfg, run_dir, *, out=sys.stdout, tracker=None) -> RunSummary:
     each cell once it is saved."""
     if config.task_kind(cfg) == "landscape":
         from swarmcli.landscape import run as landscape_run
-        return landscape_run.run(cfg, run_dir, out=out)
+        return landscape_run.run(cfg, run_dir, out=out, tracker=tracker)
     if config.task_kind(cfg) == "classification":
         from swarmcli import classify
-        return classify.run(cfg, run_dir, out=out)
+        return classify.run(cfg, run_dir, out=out, tracker=tracker)
     from tqdm import tqdm
 
     start = time.perf_counter()

@@ -268,3 +268,21 @@ def test_bad_tracker_settings_are_refused_like_any_key():
                                           "offline, disabled"):
         config.validate(config.to_schema(cfg))
     assert loggers.chosen(config.compose(["logger=many"])) == ["csv", "tensorboard"]
+
+
+@pytest.mark.parametrize("task", [
+    {"task": "landscape", "surface.spread": 0.1, "+sweep.grid.optim.lr": [0.001, 0.01]},
+    {"task": "classification", "dataset.samples": 40, "dataset.grid": 8,
+     "+sweep.grid.model.width": [2, 4]}], ids=["landscape", "classification"])
+def test_the_other_tasks_send_each_cell_to_the_tracker(task, tmp_path):
+    run = swarmcli.run({"train.epochs": 6, "train.bees": 3, "train.stride": 2, "progress": False,
+                        "render.what": ["none"], "logger": "csv", **task},
+                       run_dir=tmp_path / "run", quiet=True)
+    with open(run.path / "csv" / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * 4  # two cells, epochs 0, 2, 4, 6
+    for c in (0, 1):
+        mine = [r for r in rows if r["cell"] == rows[4 * c]["cell"]]
+        a = np.asarray(run.cells[c].array("loss"), dtype=float)[:, [0, 2, 4, 6]]
+        np.testing.assert_allclose([float(r["loss_median"]) for r in mine],
+                                   np.median(a, axis=0), rtol=1e-6)

@@ -68,7 +68,7 @@ def cell_landscape(cell) -> tuple[surfaces.Landscape, dict]:
     return land, arrays
 
 
-def run(cfg, run_dir, *, out=sys.stdout) -> RunSummary:
+def run(cfg, run_dir, *, out=sys.stdout, tracker=None) -> RunSummary:
     """Move every cell's particles and write the run directory (held by lock.py); swarm.json
     says how the run ended, as for nets."""
     start = time.perf_counter()
@@ -108,6 +108,8 @@ def run(cfg, run_dir, *, out=sys.stdout) -> RunSummary:
                     writer.save_cell(cell.index, arrays, {
                         "diverged": n_div, "dims": land.dims, "surface": land.name,
                         "expr": land.expr, "start": land.start.tolist(), **land.info})
+                    if tracker is not None:  # logger=...: the cell's loss statistics
+                        tracker.cell(cell, arrays)
                     rows += results.summary_rows(axis_names, cell.labels, cell.index, arrays)
             table = stats.compare_cells([finals[c.index] for c in cells], seed=tr.seed)
             for r in rows:
