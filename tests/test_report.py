@@ -205,28 +205,36 @@ def test_screenshot_is_not_blank(page, tmp_path):
     assert img.shape[1] > 600 and 0.01 < ink < 0.6 and colours > 20, (img.shape, ink, colours)
 
 
-@pytest.mark.parametrize("overrides", [
-    ["task=landscape", "+sweep.grid.optim.name=[sgd,adam]", "optim.lr=0.01"],
-    ["task=classification", "dataset.samples=40", "dataset.grid=12", "optim.name=adam",
-     "optim.lr=0.02", "+sweep.grid.model.activation=[relu,tanh]"]], ids=["landscape",
-                                                                          "classification"])
-def test_other_tasks_get_loss_bands_table_and_their_figures_but_no_hive(overrides, browser,
-                                                                         tmp_path):
-    d = tmp_path / "run"
+OTHER_TASKS = {
+    "landscape": ["task=landscape", "+sweep.grid.optim.name=[sgd,adam]", "optim.lr=0.01"],
+    "classification": ["task=classification", "dataset.samples=40", "dataset.grid=12",
+                       "optim.name=adam", "optim.lr=0.02",
+                       "+sweep.grid.model.activation=[relu,tanh]"]}
+
+
+@pytest.fixture(scope="module", params=list(OTHER_TASKS))
+def task_page(request, browser, tmp_path_factory):
+    """(task, run dir, opened page) of a tiny landscape or classification run."""
+    d = tmp_path_factory.mktemp(request.param) / "run"
     runner.run(compose_config(["train.epochs=10", "train.bees=3", "progress=false",
-                               "render.what=[none]", *overrides]), d, out=io.StringIO())
+                               "render.what=[none]", *OTHER_TASKS[request.param]]), d,
+               out=io.StringIO())
     (d / "figures").mkdir()
     (d / "figures" / "paths.png").write_bytes(_png())
     report.write_run_page(d)
     opened = browser.open(d / "report.html")
     opened.wait("window.report && window.report.ready")
-    assert opened.errors == []
+    return request.param, d, opened
+
+
+def test_other_tasks_get_loss_bands_table_and_their_figures_but_no_hive(task_page):
+    task, d, opened = task_page
+    assert opened.errors == [] and opened.foreign_requests(d) == []
     assert js(opened, "document.getElementById('hive')") is None
     assert js(opened, "document.getElementById('kinks')") is None
     assert js(opened, "document.querySelectorAll('#loss canvas').length") == 2
     assert js(opened, "document.querySelectorAll('#summary tbody tr').length") == 2
     assert js(opened, "[...document.images].some(i => i.src.endsWith('figures/paths.png'))")
-    task = overrides[0].split("=")[1]
     assert json.loads(js(opened, "document.getElementById('data').textContent"))["task"] == task
     # the table's medians and IQR are of what classify compared the cells on: test error
     header = js(opened, "document.querySelector('#summary thead').textContent")
@@ -237,6 +245,92 @@ def test_other_tasks_get_loss_bands_table_and_their_figures_but_no_hive(override
         shown = rdata.run_payload(d)["table"][0]
         assert shown["median"] == pytest.approx(np.median(err))
         assert shown["iqr"] == pytest.approx(list(np.quantile(err, [0.25, 0.75])))
+
+
+def _slide(opened, f: int) -> None:
+    js(opened, "f => { const s = document.getElementById('epoch'); s.value = f; "
+               "s.dispatchEvent(new Event('input')); }", f)
+
+
+def test_other_tasks_slider_draws_that_frames_saved_positions_or_probabilities(task_page):
+    from swarmcli.report import tasks
+
+    task, d, opened = task_page
+    run = results.load(d)
+    frames = js(opened, "JSON.parse(document.getElementById('data').textContent).frames")
+    assert len(frames) == len(run.frames)  # a tiny run: every recorded frame
+    n = len(run.y) if task == "classification" else 0
+    for f in (0, 3, len(frames) - 1):
+        _slide(opened, f)
+        word = "step" if task == "landscape" else "epoch"
+        assert js(opened, "document.getElementById('epoch-label').textContent") == \
+            f"{word} {frames[f]} of 10"
+        frame = int(np.flatnonzero(run.frames == frames[f])[0])
+        for c in run.cells:
+            if task == "landscape":
+                drawn = js(opened, "i => window.report.drawn.paths[i]", c.index)
+                x, y = c.array("surface_x"), c.array("surface_y")
+                pos = tasks.visible(np.asarray(c.array("position")),
+                                    (x[0], x[-1], y[0], y[-1]))
+                want = pos[:, frame]
+                got = np.array([p if p is not None else [np.nan] * 2 for p in drawn["pos"]],
+                               dtype=float)
+                tol = (np.nanmax(pos) - np.nanmin(pos)) / 65534 + 1e-12
+            else:
+                drawn = js(opened, "i => window.report.drawn.bounds[i]", c.index)
+                side = int(run.manifest["grid"])
+                z = np.asarray(c.ypred[:, frame, n:], dtype=float).reshape(-1, side, side)
+                want = (1 / (1 + np.exp(-z))).mean(0).ravel()  # no bee diverges here
+                got = np.array(drawn["mean"], dtype=float)
+                tol = 1 / 65534 + 1e-12
+                # each bee's boundary: its logit grid's 0-contour, segment for segment
+                assert drawn["segments"] == [len(tasks.contour_segments(z[b])[0])
+                                             for b in range(len(z))]
+                assert sum(drawn["segments"]) > 0
+            assert drawn["frame"] == f and drawn["epoch"] == frames[f]
+            np.testing.assert_allclose(got, want, rtol=0, atol=tol)
+    js(opened, "() => window.report.setFrame(0)")
+    opened.page.click("#play")  # the hive's scrubber: plays from frame 0, a second click pauses
+    opened.wait("window.report.frame >= 1")
+    opened.page.click("#play")
+    assert js(opened, "+document.getElementById('epoch').value") == \
+        js(opened, "window.report.frame")
+    assert opened.errors == []
+
+
+def test_other_tasks_view_is_not_blank(task_page, tmp_path):
+    from PIL import Image
+
+    task, _, opened = task_page
+    js(opened, "() => window.report.setFrame(window.report.frame)")
+    shot = tmp_path / "view.png"
+    opened.page.locator("#paths" if task == "landscape" else "#bounds").screenshot(path=str(shot))
+    img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    ink = (np.abs(img - 255).sum(axis=2) > 60).mean()
+    colours = len({tuple(p) for p in img.reshape(-1, 3)[::7]})
+    assert img.shape[1] > 400 and 0.05 < ink < 0.95 and colours > 50, (img.shape, ink, colours)
+
+
+def test_marching_squares_finds_contourpys_points():
+    import contourpy
+
+    from swarmcli.report import tasks
+
+    g = np.arange(30.0)
+    gx, gy = np.meshgrid(np.linspace(-2, 2, 30), np.linspace(-2, 2, 30))
+    zs = np.stack([np.sin(3 * gx + k) + np.cos(2 * gy) * (k - 1) - 0.2 for k in range(3)])
+    zs[1, 4, 5] = np.nan  # a diverged bee: no boundary
+    seg, counts = tasks.contour_segments(zs)
+    assert counts[1] == 0 and len(seg) == counts.sum()
+    at = np.concatenate([[0], np.cumsum(counts)])
+    for k in (0, 2):
+        mine = seg[at[k]:at[k + 1]]
+        pts = {tuple(np.round(p, 6)) for p in mine.reshape(-1, 2)}
+        lines = contourpy.contour_generator(g, g, zs[k]).lines(0.0)
+        assert pts == {tuple(np.round(p, 6)) for line in lines for p in line}
+        length = np.hypot(*(mine[:, 2:] - mine[:, :2]).T).sum()
+        assert length == pytest.approx(sum(np.hypot(*np.diff(line, axis=0).T).sum()
+                                           for line in lines))
 
 
 def test_budget_downsamples_and_roundtrips():

@@ -193,7 +193,8 @@ def run_payload(run_dir) -> dict:
     axes = [{"name": a["name"], "labels": a["labels"]} for a in run.axes]
     cells = run.cells
     # the hive, kinks and data panels are a 1-D regression's; a landscape or classification run
-    # gets the summary, loss bands, final losses and its own rendered figures (paths, boundaries)
+    # gets its own view (tasks.py: paths, boundaries) besides the summary, loss bands, final
+    # losses and its rendered figures
     curve = run.task == "regression" and bool(cells)
     has_ypred = curve and "ypred" in m["record"]
     x = (run.eval_x if has_ypred else run.x) if curve else np.zeros(0)
@@ -201,6 +202,11 @@ def run_payload(run_dir) -> dict:
     bees_max = max((c.info["bees"] for c in cells), default=0)
     nb, nf, npts = plan_sizes(len(cells), bees_max, len(run.frames), len(x))
     frames = spread(len(run.frames), nf)
+    from swarmcli.report import tasks  # (tasks.py builds on this module's helpers)
+
+    task_view, task_frames = tasks.view(run) if not curve else (None, None)
+    if task_frames is not None:  # the slider steps through the frames the view keeps
+        frames = task_frames
     pts = order[spread(len(order), npts)]
     curves = max(1, len(cells) * min(nb, bees_max) * (2 if any(c.has("val_loss") for c in cells)
                                                        else 1))
@@ -255,7 +261,7 @@ def run_payload(run_dir) -> dict:
         "cells": out_cells, "table": _table_rows(run_dir, [a["name"] for a in axes])
         if (run_dir / "summary.csv").exists() else [],
         "measure": table_measure(run_dir) if (run_dir / "summary.csv").exists() else "",
-        "figures": figures(run_dir),
+        "figures": figures(run_dir), "view": task_view,
     }
 
 

@@ -64,7 +64,8 @@ def write_run_page(run_dir) -> Path:
     from swarmcli.report.data import run_payload
 
     run_dir = Path(run_dir)
-    html = render("run.html.j2", run_payload(run_dir), ["draw.js", "run.js", "explorer.js"])
+    html = render("run.html.j2", run_payload(run_dir),
+                  ["draw.js", "run.js", "tasks.js", "explorer.js"])
     return _write(run_dir / PAGE, html)
 
 

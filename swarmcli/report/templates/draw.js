@@ -87,11 +87,17 @@ const Draw = (() => {
       c.globalAlpha = 1; c.setLineDash([]);
       this.drawn.push({kind: "line", id: st.id, ys: Array.from(ys)});
     }
-    dots(xs, ys, st = {}) {
-      const c = this.ctx; c.fillStyle = st.color || "#000"; c.globalAlpha = st.alpha ?? 1;
+    dots(xs, ys, st = {}) {  // st.hollow: an outline; st.square: squares; st.edge: a rim
+      const c = this.ctx, r = st.r || 2, cols = Array.isArray(st.color) ? st.color : null;
+      c.globalAlpha = st.alpha ?? 1; c.lineWidth = st.width || 1.1;
       for (let i = 0; i < xs.length; i++) {
-        if (!this.ok(ys[i])) continue;
-        c.beginPath(); c.arc(this.X(xs[i]), this.Y(ys[i]), st.r || 2, 0, 2 * Math.PI); c.fill();
+        if (!this.ok(ys[i]) || !Number.isFinite(xs[i])) continue;
+        const col = cols ? cols[i] : st.color || "#000", x = this.X(xs[i]), y = this.Y(ys[i]);
+        c.beginPath();
+        if (st.square) c.rect(x - r, y - r, 2 * r, 2 * r); else c.arc(x, y, r, 0, 2 * Math.PI);
+        if (st.hollow) { c.strokeStyle = col; c.stroke(); continue; }
+        c.fillStyle = col; c.fill();
+        if (st.edge) { c.strokeStyle = st.edge; c.lineWidth = 0.6; c.stroke(); }
       }
       c.globalAlpha = 1;
       this.drawn.push({kind: "dots", id: st.id, ys: Array.from(ys)});
@@ -116,6 +122,37 @@ const Draw = (() => {
       c.globalAlpha = 1;
       this.drawn.push({kind: "bars", id: st.id, ys: Array.from(counts)});
     }
+    // An RGBA image (row 0 at the top) stretched over [x0, x1] x [y0, y1], smoothed.
+    image(rgba, w, h, x0, x1, y0, y1, st = {}) {
+      const off = document.createElement("canvas"); off.width = w; off.height = h;
+      off.getContext("2d").putImageData(new ImageData(rgba, w, h), 0, 0);
+      const c = this.ctx; c.imageSmoothingEnabled = true; c.globalAlpha = st.alpha ?? 1;
+      c.drawImage(off, this.X(x0), this.Y(y1), this.X(x1) - this.X(x0), this.Y(y0) - this.Y(y1));
+      c.globalAlpha = 1;
+      this.drawn.push({kind: "image", id: st.id, w, h});
+    }
+    // Line segments: flat [x0, y0, x1, y1, ...] from index `from`, `n` of them, as one path.
+    segments(flat, from, n, st = {}) {
+      const c = this.ctx; c.beginPath();
+      for (let i = from; i < from + n; i++) {
+        c.moveTo(this.X(flat[4 * i]), this.Y(flat[4 * i + 1]));
+        c.lineTo(this.X(flat[4 * i + 2]), this.Y(flat[4 * i + 3]));
+      }
+      c.strokeStyle = st.color || "#222"; c.globalAlpha = st.alpha ?? 1; c.lineWidth = st.width || 1;
+      c.stroke(); c.globalAlpha = 1;
+      this.drawn.push({kind: "segments", id: st.id, n});
+    }
+    star(x, y, st = {}) {
+      const c = this.ctx, r = st.r || 8, px = this.X(x), py = this.Y(y);
+      c.beginPath();
+      for (let k = 0; k < 10; k++) {
+        const a = -Math.PI / 2 + k * Math.PI / 5, q = k % 2 ? r * 0.45 : r;
+        c.lineTo(px + q * Math.cos(a), py + q * Math.sin(a));
+      }
+      c.closePath(); c.fillStyle = st.color || "#d62728"; c.fill();
+      c.strokeStyle = "#fff"; c.lineWidth = 0.8; c.stroke();
+      this.drawn.push({kind: "star", id: st.id, x, y});
+    }
     vline(x, st = {}) {
       const c = this.ctx; c.beginPath(); c.moveTo(this.X(x), this.m.t); c.lineTo(this.X(x), this.h - this.m.b);
       c.strokeStyle = st.color || "#999"; c.lineWidth = 1; c.setLineDash(st.dash || [4, 3]); c.stroke(); c.setLineDash([]);
@@ -128,6 +165,27 @@ const Draw = (() => {
     const q = new Uint16Array(bytes.buffer), out = new Float64Array(q.length);
     const step = (p.hi - p.lo) / 65534;
     for (let i = 0; i < q.length; i++) out[i] = q[i] === 65535 ? NaN : p.lo + q[i] * step;
+    return out;
+  }
+  // A colour map from evenly spaced stops: v in [0, 1] -> [r, g, b].
+  function colormap(stops) {
+    const rgb = stops.map(h => [1, 3, 5].map(i => parseInt(h.slice(i, i + 2), 16)));
+    return v => {
+      const t = Math.max(0, Math.min(1, v)) * (rgb.length - 1), i = Math.min(rgb.length - 2, Math.floor(t)), f = t - i;
+      return rgb[i].map((a, k) => Math.round(a + (rgb[i + 1][k] - a) * f));
+    };
+  }
+  const VIRIDIS = colormap(["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]);
+  const RDBU = colormap(["#2166ac", "#92c5de", "#f7f7f7", "#f4a582", "#b2182b"]);  // blue 0, red 1
+  // values [h, w] (row 0 lowest y) over [lo, hi] as an image, row 0 on top; NaN: transparent.
+  function heat(values, h, w, lo, hi, cmap) {
+    const out = new Uint8ClampedArray(w * h * 4);
+    for (let r = 0; r < h; r++) for (let q = 0; q < w; q++) {
+      const v = values[r * w + q], o = ((h - 1 - r) * w + q) * 4;
+      if (!Number.isFinite(v)) continue;
+      const [R, G, B] = cmap((v - lo) / (hi - lo || 1));
+      out[o] = R; out[o + 1] = G; out[o + 2] = B; out[o + 3] = 255;
+    }
     return out;
   }
   function logRange(values) {
@@ -149,5 +207,5 @@ const Draw = (() => {
       rows.forEach(r => body.appendChild(r));
     }));
   }
-  return {Plot, COLORS, unpack16, logRange, fmt, niceTicks, logTicks, sortable};
+  return {Plot, COLORS, VIRIDIS, RDBU, unpack16, heat, logRange, fmt, niceTicks, logTicks, sortable};
 })();

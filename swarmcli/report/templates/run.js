@@ -2,7 +2,8 @@
 // sortable table. window.report holds the state (frame, hovered bee) and what each plot drew.
 "use strict";
 const D = JSON.parse(document.getElementById("data").textContent);
-const report = window.report = {frame: D.frames.length - 1, hover: null, plots: {}, drawn: {}};
+// views: other scripts' figures (tasks.js), each {setup(), draw(frame)}, redrawn with the slider
+const report = window.report = {frame: D.frames.length - 1, hover: null, plots: {}, drawn: {}, views: []};
 const byIndex = {};
 for (const c of D.cells) {
   byIndex[c.index] = c;
@@ -138,7 +139,9 @@ function setFrame(f) {
   const s = document.getElementById("epoch");
   if (s) s.value = report.frame;
   const lab = document.getElementById("epoch-label");
-  if (lab) lab.textContent = `epoch ${D.frames[report.frame]} of ${D.epochs}`;
+  const word = D.task === "landscape" ? "step" : "epoch";
+  if (lab) lab.textContent = `${word} ${D.frames[report.frame]} of ${D.epochs}`;
+  for (const v of report.views) v.draw(report.frame);
   for (const c of D.cells) {
     if (c.ypred) drawHive(c);
     drawLoss(c);
@@ -175,6 +178,7 @@ document.addEventListener("DOMContentLoaded", () => {
   panels("hive", (c, cv) => { report.plots["hive" + c.index] = cv; cv.addEventListener("mousemove", onHover); });
   panels("loss", (c, cv) => { report.plots["loss" + c.index] = cv; });
   if (D.kink_edges) panels("kinks", (c, cv) => { report.plots["kinks" + c.index] = cv; });
+  for (const v of report.views) v.setup();
   const s = document.getElementById("epoch");
   if (s) {
     s.max = D.frames.length - 1;
