@@ -16,6 +16,7 @@ from conftest import compose_config
 
 from swarmcli import cli, report, results, runner
 from swarmcli.report import data as rdata
+from swarmcli.report import numbers as rnum
 
 TINY = ["train.epochs=8", "train.bees=3", "progress=false", "render.what=[none]",
         "+sweep.grid.model.width=[1,4]", "+sweep.grid.model.activation=[relu,tanh]",
@@ -89,7 +90,7 @@ def test_slider_draws_that_epochs_saved_predictions(page, run_dir):
             np.testing.assert_allclose(got, want, rtol=0, atol=tol)
             # the kinks panel at that epoch: first-layer -b/w of every bee, binned on the domain
             k = -np.asarray(c.biases(0))[:, frame] / np.asarray(c.weights(0))[:, frame, 0]
-            edges = np.linspace(run.x.min(), run.x.max(), rdata.KINK_BINS + 1)
+            edges = np.linspace(run.x.min(), run.x.max(), rnum.KINK_BINS + 1)
             assert js(page, "i => window.report.drawn.kinks[i]", c.index) == \
                 np.histogram(k[np.isfinite(k)], edges)[0].tolist()
     drawn = js(page, "window.report.plots.hive0._plot.drawn.map(d => [d.id, d.ys.length])")
@@ -181,11 +182,11 @@ def test_activation_explorer_draws_the_unit_and_the_two_unit_net(page):
 def test_drawer_decodes_what_python_packed_and_picks_round_ticks(page):
     a = np.random.default_rng(0).normal(size=(3, 40)) * 7
     a[1, 5] = np.nan
-    packed = rdata.pack16(a)
+    packed = rnum.pack16(a)
     got = np.array(js(page, "p => Array.from(Draw.unpack16(p), v => Number.isNaN(v) ? null : v)",
                       packed), dtype=float).reshape(a.shape)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(a))
-    np.testing.assert_allclose(got, rdata.unpack16(packed), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got, rnum.unpack16(packed), rtol=0, atol=1e-12)
     np.testing.assert_allclose(js(page, "Draw.niceTicks(0, 1, 5)"), [0, .2, .4, .6, .8, 1])
     np.testing.assert_allclose(js(page, "Draw.niceTicks(-5, 5, 5)"), [-4, -2, 0, 2, 4])
     np.testing.assert_allclose(js(page, "Draw.niceTicks(-5, 5, 4)"), [-5, 0, 5])
@@ -334,21 +335,21 @@ def test_marching_squares_finds_contourpys_points():
 
 
 def test_budget_downsamples_and_roundtrips():
-    b, f, p = rdata.plan_sizes(9, 10, 151, 261)  # the default width_activation run
-    assert (b, p) == (10, rdata.MAX_POINTS) and 9 * b * f * p <= rdata.MAX_VALUES and f >= 60
-    assert rdata.plan_sizes(1, 500, 401, 301)[0] == rdata.MAX_BEES
-    assert rdata.plan_sizes(1, 3, 9, 20) == (3, 9, 20)  # small runs: everything
-    b, f, _ = rdata.plan_sizes(9, 500, 401, 301)  # frames before the 11th-50th bee
-    assert 10 <= b < 50 and f >= rdata.MIN_FRAMES
+    b, f, p = rnum.plan_sizes(9, 10, 151, 261)  # the default width_activation run
+    assert (b, p) == (10, rnum.MAX_POINTS) and 9 * b * f * p <= rnum.MAX_VALUES and f >= 60
+    assert rnum.plan_sizes(1, 500, 401, 301)[0] == rnum.MAX_BEES
+    assert rnum.plan_sizes(1, 3, 9, 20) == (3, 9, 20)  # small runs: everything
+    b, f, _ = rnum.plan_sizes(9, 500, 401, 301)  # frames before the 11th-50th bee
+    assert 10 <= b < 50 and f >= rnum.MIN_FRAMES
     for cells in (1, 9, 100, 1000):  # a big sweep: fewer frames, then fewer bees, same budget
-        b, f, p = rdata.plan_sizes(cells, 500, 401, 301)
-        assert cells * b * f * p <= rdata.MAX_VALUES and f >= 2 and b >= 1, (cells, b, f, p)
+        b, f, p = rnum.plan_sizes(cells, 500, 401, 301)
+        assert cells * b * f * p <= rnum.MAX_VALUES and f >= 2 and b >= 1, (cells, b, f, p)
     a = np.array([[0.5, -2.0, np.nan], [3.0, np.inf, 1.0]])
-    back = rdata.unpack16(rdata.pack16(a))
+    back = rnum.unpack16(rnum.pack16(a))
     assert np.isnan(back[0, 2]) and np.isnan(back[1, 1])
     fin = np.isfinite(a)
     np.testing.assert_allclose(back[fin], a[fin], atol=5 / 65534)
-    assert list(rdata.spread(10, 4)) == [0, 3, 6, 9]
+    assert list(rnum.spread(10, 4)) == [0, 3, 6, 9]
 
 
 def test_swarm_run_writes_the_page_by_default_and_report_rewrites_it(tmp_path, capsys):

@@ -12,7 +12,7 @@ import numpy as np
 from swarmcli.collect.plots import MAX_BOX_VALUES, MAX_HEATMAPS, heatmap_table
 from swarmcli.collect.table import collect, distinct
 from swarmcli.errors import SwarmError
-from swarmcli.report.data import sig
+from swarmcli.report.numbers import sig
 from swarmcli.report.page import PAGE, _write, render, write_run_page
 
 

@@ -11,15 +11,15 @@
   as contourpy's): a boundary crosses ~2 x side cells, so its segments are a fifth of the
   side^2 logits the page would otherwise carry.
 
-Both keep bees and frames as data.plan_sizes does (frames before the 11th-50th bee, then fewer
-frames, then fewer bees) within data.MAX_VALUES numbers, packed as uint16 (data.pack16).
+Both keep bees and frames as numbers.plan_sizes does (frames before the 11th-50th bee, then fewer
+frames, then fewer bees) within numbers.MAX_VALUES numbers, packed as uint16 (numbers.pack16).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from swarmcli.report.data import MAX_BEES, MAX_VALUES, MIN_FRAMES, pack16, sig, spread
+from swarmcli.report.numbers import MAX_BEES, MAX_VALUES, MIN_FRAMES, pack16, sig, spread
 
 MAX_SURFACE = 101  # surface points a side: a heat map image, smoothed when drawn
 FAR = 1.0  # as render/landscape.py: beyond this many domain widths outside, not drawn
