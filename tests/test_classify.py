@@ -289,3 +289,83 @@ def test_unit_curves_sum_to_the_recorded_prediction(tiny_run):
         names = [(name, layout.problems(fig)) for name, fig in units.stills(
             run, {**DEFAULTS, "epochs": [-1]})]
     assert names == [("units_epoch0020.png", [])]
+
+
+# -- the per-unit view of a classification run (2-D fields) ------------------------------------
+
+def test_unit_fields_sum_to_the_recorded_logit_and_relu_lines_are_the_folds(tmp_path):
+    """One bee's hidden units drawn as 2-D fields w2_j act(w1_j . x + b1_j) on the run's grid:
+    the fields the figure holds, summed with b2, are the bee's recorded logit (float64 run: to
+    1e-9); each unit's drawn line is where its pre-activation is 0 (for ReLU its fold: the field
+    is 0 on one side of it); wide cells show their largest units and say so; deeper cells are
+    skipped with a printed line; the stills read cleanly."""
+    import matplotlib
+
+    from swarmcli.render import DEFAULTS, unit_fields
+
+    run, _, _ = run_tiny(tmp_path, "train.dtype=float64", "train.record=[ypred,weights,biases]",
+                         "model.width=12", "+sweep.grid.model.activation=[relu,tanh]",
+                         "+sweep.grid.model.depth=[1,2]")
+    plane = boundaries.Plane(run)
+    drawn, skipped = unit_fields.cells_drawn(run)
+    assert [c.info["depth"] for c in drawn] == [1, 1] and len(skipped) == 2
+    cfg = {**DEFAULTS, "epochs": [0, -1]}
+    for i, cell in enumerate(drawn):
+        for f in range(len(run.frames)):
+            parts, logit, pre = unit_fields.fields(cell, f, plane, bee=1)
+            assert parts.shape == pre.shape == (12, plane.side, plane.side)
+            np.testing.assert_allclose(logit, plane.logits(cell, f)[1], rtol=0, atol=1e-9)
+        with matplotlib.rc_context(style.RC):
+            sc = unit_fields.scene(run, cfg, i)
+            for f in range(len(run.frames)):
+                fig = sc.still(f)
+                w1 = np.asarray(cell.weights(0)[0, f], np.float64)  # [2, width]
+                b1 = np.asarray(cell.biases(0)[0, f], np.float64)
+                b2 = float(cell.biases(1)[0, f, 0])
+                shown = [np.asarray(im.get_array(), np.float64) for im in sc.unit_images]
+                assert len(shown) == unit_fields.MAX_UNITS < 12
+                every, _, pre = unit_fields.fields(cell, f, plane, bee=0)
+                total = np.asarray(sc.sum_image.get_array(), np.float64)
+                np.testing.assert_allclose(total, every.sum(0) + b2, rtol=0, atol=1e-12)
+                np.testing.assert_allclose(total, plane.logits(cell, f)[0], rtol=0, atol=1e-9)
+                np.testing.assert_allclose(shown, every[sc.units], rtol=0, atol=1e-12)
+                for j, line in zip(sc.units, sc.unit_lines):
+                    px, py = line.get_data()
+                    if len(px):
+                        z = w1[0, j] * np.asarray(px) + w1[1, j] * np.asarray(py) + b1[j]
+                        assert np.abs(z).max() < 1e-9 * (np.abs(w1[:, j]).sum() + abs(b1[j]))
+                    if cell.info["activation"] == "relu":  # 0 wherever the unit is off
+                        assert (every[j][pre[j] <= 0] == 0).all()
+                assert layout.problems(fig) == [], (cell.labels, f)
+            assert f"{unit_fields.MAX_UNITS} of 12:" in fig._suptitle.get_text()
+    out = io.StringIO()
+    written = render_run(run.path, {"what": ["units"], "epochs": [-1]}, out=out)
+    assert sorted(p.name for p in written) == ["units_activation=relu_depth=1_epoch0030.png",
+                                               "units_activation=tanh_depth=1_epoch0030.png"]
+    assert out.getvalue().count("one hidden layer only") == 2
+    with matplotlib.rc_context(style.RC):  # the animation's scene: one scale for every frame
+        sc = unit_fields.scene(run, cfg, 0, animated=True)
+        sc.update(len(run.frames) - 1)
+        assert layout.problems(sc.fig) == []
+        clims = {im.get_clim() for im in [*sc.unit_images, sc.sum_image]}
+        sc.update(0)
+        assert {im.get_clim() for im in [*sc.unit_images, sc.sum_image]} == clims
+        assert len(clims) == 1
+    written = render_run(run.path, {"what": ["units_animation"], "format": "gif",
+                                    "max_seconds": 1, "min_seconds": 0}, out=io.StringIO())
+    assert sorted(p.name for p in written) == ["units_animation_activation=relu_depth=1.gif",
+                                               "units_animation_activation=tanh_depth=1.gif"]
+
+
+def test_unit_field_lines_cross_the_plane_edge_to_edge():
+    from swarmcli.render import unit_fields
+
+    ext = (-1.0, 2.0, -3.0, 1.0)
+    for w, b in [((1.0, 0.0), -0.5), ((0.0, 2.0), 1.0), ((1.0, 1.0), 0.3), ((1.0, -2.0), 0.0)]:
+        seg = unit_fields.hyperplane(w, b, ext)
+        assert seg.shape == (2, 2)
+        np.testing.assert_allclose(seg @ np.array(w) + b, 0, atol=1e-12)
+        on_edge = np.isclose(seg[:, :1], ext[:2]).any(1) | np.isclose(seg[:, 1:], ext[2:]).any(1)
+        assert on_edge.all()
+    assert unit_fields.hyperplane((1.0, 0.0), -5.0, ext).size == 0  # x = 5 misses the plane
+    assert unit_fields.hyperplane((0.0, 0.0), 1.0, ext).size == 0  # a constant unit: no line

@@ -19,7 +19,7 @@ from swarmcli import choices, results
 from swarmcli.checks import check_choice, check_number
 from swarmcli.config import RenderConfig
 from swarmcli.errors import SwarmError
-from swarmcli.render import boundaries, data, scenes, stills, style, units, video
+from swarmcli.render import boundaries, data, scenes, stills, style, unit_fields, units, video
 
 # for callers that pass only some keys: the schema's own defaults (its one owner)
 DEFAULTS = dataclasses.asdict(RenderConfig())
@@ -172,8 +172,22 @@ def _draw(what: str, run: results.Run, cfg: dict, fig_dir: Path):
 def _draw_classification(what: str, run: results.Run, cfg: dict, fig_dir: Path, out):
     """A classification run's figures (render/boundaries.py): hive -> decision boundaries,
     hive_animation -> their video, loss -> accuracy bands, final_loss -> final accuracies;
-    the regression-only figures are skipped, saying so."""
-    if what in boundaries.STILLS:
+    units, units_animation -> the per-unit fields (render/unit_fields.py) of each cell with
+    one hidden layer; the regression-only figures are skipped, saying so."""
+    if what in ("units", "units_animation"):
+        for line in unit_fields.skip_lines(run, what):
+            print(line, file=out)
+    if what == "units":
+        with matplotlib.rc_context(style.RC):
+            for name, fig in unit_fields.stills(run, cfg):
+                yield save_png(fig, fig_dir / name)
+    elif what == "units_animation":
+        tl = timeline(run, cfg)
+        for i, cell in enumerate(unit_fields.cells_drawn(run)[0]):
+            path = fig_dir / f"units_animation{unit_fields.suffix(run, cell)}.{cfg['format']}"
+            ref = video.SceneRef("unit_fields", str(run.path), cfg, i)
+            yield video.write_video(ref, tl, path, cfg["format"], cfg["workers"])
+    elif what in boundaries.STILLS:
         with matplotlib.rc_context(style.RC):
             for name, fig in boundaries.STILLS[what](run, cfg):
                 yield save_png(fig, fig_dir / name)

@@ -25,7 +25,8 @@ PROB_CMAP = "RdBu_r"  # mean p(class 1): blue 0 -> white 0.5 -> red 1
 BOUNDARY = "#222222"
 TEST_COLOR = "#e69f00"  # test accuracy, in the bands and the final accuracies
 WHAT = {"hive": "boundaries", "hive_animation": "boundaries_animation", "loss": "accuracy",
-        "final_loss": "final_accuracy"}
+        "final_loss": "final_accuracy", "units": "units", "units_animation": "units_animation"}
+# (units, units_animation: the per-unit fields of render/unit_fields.py)
 
 
 class Plane:
@@ -68,6 +69,35 @@ def mean_probability(logits: np.ndarray) -> np.ndarray:
     return (0.5 * (1 + np.tanh(0.5 * z))).mean(axis=0)  # sigmoid, never overflowing
 
 
+def draw_points(ax, plane: Plane) -> list:
+    """The data in its class colours: training points filled, test points hollow, validation
+    points as hollow squares; returns the artists."""
+    colors = np.array(CLASS_COLORS)[plane.y.astype(int)]
+    size = float(np.clip(1500 / plane.n, 4, 18))
+    tr = plane.train
+    out = [ax.scatter(plane.x[tr, 0], plane.x[tr, 1], s=size, c=colors[tr], lw=0.4,
+                      edgecolors="white", zorder=3)]
+    for mask, marker in ((plane.test, "o"), (plane.val, "s")):
+        if mask.any():
+            out.append(ax.scatter(plane.x[mask, 0], plane.x[mask, 1], s=size * 1.6,
+                                  marker=marker, facecolors="none", edgecolors=colors[mask],
+                                  lw=1.1, zorder=3))
+    return out
+
+
+def point_handles(plane: Plane) -> list:
+    """Legend entries for draw_points' marks."""
+    handles = [Line2D([], [], ls="", marker="o", ms=5, color=CLASS_COLORS[k], mec="white",
+                      label=f"class {k} (train)") for k in (0, 1)]
+    if plane.test.any():
+        handles.append(Line2D([], [], ls="", marker="o", ms=6, mfc="none", mec="0.3",
+                              label="test (never trained on)"))
+    if plane.val.any():
+        handles.append(Line2D([], [], ls="", marker="s", ms=6, mfc="none", mec="0.3",
+                              label="validation"))
+    return handles
+
+
 def boundary_panel(sc: scenes.Scene, ax, plane: Plane, cell: CellResult) -> None:
     """The cell's mean probability (heat map), each bee's boundary (thin lines) and the data:
     training points filled, test points hollow, validation points as squares."""
@@ -79,15 +109,7 @@ def boundary_panel(sc: scenes.Scene, ax, plane: Plane, cell: CellResult) -> None
     alpha = float(np.clip(3.0 / np.sqrt(bees), 0.12, 0.9))
     lines = sc.mover(ax.add_collection(LineCollection([], colors=BOUNDARY, linewidths=0.7,
                                                       alpha=alpha, zorder=2)))
-    colors = np.array(CLASS_COLORS)[plane.y.astype(int)]
-    size = float(np.clip(1500 / plane.n, 4, 18))
-    tr = plane.train
-    ax.scatter(plane.x[tr, 0], plane.x[tr, 1], s=size, c=colors[tr], lw=0.4,
-               edgecolors="white", zorder=3)
-    for mask, marker in ((plane.test, "o"), (plane.val, "s")):
-        if mask.any():
-            ax.scatter(plane.x[mask, 0], plane.x[mask, 1], s=size * 1.6, marker=marker,
-                       facecolors="none", edgecolors=colors[mask], lw=1.1, zorder=3)
+    draw_points(ax, plane)
     ax.set_xlim(a0, b0)
     ax.set_ylim(a1, b1)
     note = sc.mover(ax.text(0.02, 0.03, "", transform=ax.transAxes, fontsize=style.MIN_FONT,
@@ -128,14 +150,7 @@ def boundaries(run: Run, cfg: dict, page_index: int = 0, animated: bool = False)
         boundary_panel(sc, ax, plane, cell)
         scenes.edge_labels(ax, page, r, c, "x1", "x2")
     bees = max(int(c.info["bees"]) for c in page.cells.values())
-    handles = [Line2D([], [], ls="", marker="o", ms=5, color=CLASS_COLORS[k], mec="white",
-                      label=f"class {k} (train)") for k in (0, 1)]
-    if plane.test.any():
-        handles.append(Line2D([], [], ls="", marker="o", ms=6, mfc="none", mec="0.3",
-                              label="test (never trained on)"))
-    if plane.val.any():
-        handles.append(Line2D([], [], ls="", marker="s", ms=6, mfc="none", mec="0.3",
-                              label="validation"))
+    handles = point_handles(plane)
     handles += [Line2D([], [], color=BOUNDARY, lw=0.9, label=f"p = 0.5, one per bee ({bees})"),
                 Patch(color=matplotlib.colormaps[PROB_CMAP](0.8), alpha=0.45, lw=0,
                       label="mean p(class 1): blue 0, red 1")]

@@ -34,10 +34,11 @@ from typing import NamedTuple
 import imageio_ffmpeg
 import matplotlib
 
-from swarmcli.render import boundaries, scenes, style, units
+from swarmcli.render import boundaries, scenes, style, unit_fields, units
 from swarmcli.results import load
 
-SCENES = {**scenes.SCENES, **boundaries.SCENES, **units.SCENES}  # every animated scene, by name
+# every animated scene, by name
+SCENES = {**scenes.SCENES, **boundaries.SCENES, **units.SCENES, **unit_fields.SCENES}
 MIN_FRAMES_PER_WORKER = 24  # below this, starting a process costs more than it saves
 HOLD_SECONDS = 1.0  # the last frame stays this long, so a looping video shows where it ended
 MIN_FPS = 5.0  # a slowed-down short run repeats frames rather than go below this
