@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from swarmcli import datasets, grid, lock, memory, nn, plan, results, stats, stops
+from swarmcli import datasets, grid, lock, memory, nn, plan, results, stats
 from swarmcli.engine import loop, parts, runtime
 from swarmcli.errors import SwarmError
 from swarmcli.objective import RunSummary
@@ -135,16 +135,11 @@ def run(cfg, run_dir, *, out=sys.stdout, tracker=None) -> RunSummary:
                     del res, arrays
             table = stats.compare_cells([test_err[c.index] for c in cells],
                                         seed=cells[0].cfg.train.seed)
-            for r in rows:
-                r.update(table[r["cell"]].columns())
-            writer.save_summary(sorted(rows, key=lambda r: (r["cell"], r["bee"])))
             seconds = time.perf_counter() - start
-            writer.manifest["train_seconds"] = seconds
-            writer.set_state("complete")
+            writer.complete(rows, table, seconds)
         except BaseException as e:
             if writer is not None:
-                state = "interrupted" if stops.interrupted_by(e) else "failed"
-                writer.stop(state, sorted(rows, key=lambda r: (r["cell"], r["bee"])))
+                writer.stop(e, rows)
             raise
     print_table(cells, axis_names, test_err, table, bool(pts.test.any()), out)
     if diverged:

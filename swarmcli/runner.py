@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from swarmcli import config, grid, lock, memory, nn, plan, results, stats, stops, targets
+from swarmcli import config, grid, lock, memory, nn, plan, results, stats, targets
 from swarmcli.config import SwarmError
 from swarmcli.engine import loop, runtime
 from swarmcli.objective import RunSummary  # noqa: F401 (runner.RunSummary: where callers look)
@@ -101,16 +101,11 @@ def run(cfg, run_dir, *, out=sys.stdout, tracker=None) -> RunSummary:
                     del res, arrays  # the next group's recordings take their place (memory.py)
             table = stats.compare_cells([finals[c.index] for c in cells],
                                         seed=cells[0].cfg.train.seed)
-            for r in rows:
-                r.update(table[r["cell"]].columns())
-            writer.save_summary(sorted(rows, key=lambda r: (r["cell"], r["bee"])))
             seconds = time.perf_counter() - start
-            writer.manifest["train_seconds"] = seconds
-            writer.set_state("complete")
+            writer.complete(rows, table, seconds)
         except BaseException as e:
             if writer is not None:
-                state = "interrupted" if stops.interrupted_by(e) else "failed"
-                writer.stop(state, sorted(rows, key=lambda r: (r["cell"], r["bee"])))
+                writer.stop(e, rows)
             raise
     print_table(cells, axis_names, finals, table, out)
     if diverged:

@@ -81,8 +81,8 @@ def test_hydra_features_work_through_the_subcommand(tmp_path):
     job = swarm("run", "+sweep=lr_momentum", "--cfg", "job", cwd=tmp_path)
     assert job.returncode == 0 and "lr_momentum" in job.stdout and "momentum:" in job.stdout
     helped = swarm("run", "--help", cwd=tmp_path)
-    assert ("sweep: optimizer_paths, lr_paths, depth_width, early_stopping, gd_mean, "
-            "init_schemes, lr_momentum") in helped.stdout
+    assert ("sweep: depth_width, early_stopping, gd_mean, init_schemes, lr_momentum, lr_paths, "
+            "lr_schedules, moons_activation, optimizer_paths") in helped.stdout
     info = swarm("run", "--info", "config", cwd=tmp_path)
     assert info.returncode == 0 and "Config search path" in info.stdout
 
@@ -127,8 +127,8 @@ def run_in_process(argv: list[str], cwd, capsys, monkeypatch) -> tuple[int, list
     ("model.activation=swish", "model.activation='swish' is not one of: relu, tanh, tanhshrink"),
     ("optim.name=lbfgs", "optim.name='lbfgs' is not one of: sgd, adam, adamw, rmsprop"),
     ("target.name=sinc", "target.name='sinc' is not one of: sin, cos, exp, abs, step, noisy_sin"),
-    ("+sweep=nope", "Could not find 'sweep/nope'; available: optimizer_paths, lr_paths, "
-     "depth_width, early_stopping"),
+    ("+sweep=nope", "Could not find 'sweep/nope'; available: depth_width, early_stopping, "
+     "gd_mean, init_schemes"),
     ("model.width=0", "model.width=0 must be an integer >= 1"),
     ("train.epochs=-3", "train.epochs=-3 must be an integer >= 0"),
     ("optim.lr=0", "optim.lr=0.0 must be a number > 0"),

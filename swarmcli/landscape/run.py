@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from swarmcli import grid, lock, memory, optim, plan, results, schedules, stats, stops
+from swarmcli import grid, lock, memory, optim, plan, results, schedules, stats
 from swarmcli.config import SwarmError, schedule_params
 from swarmcli.engine import parts, runtime
 from swarmcli.landscape import particles, surfaces
@@ -112,16 +112,11 @@ def run(cfg, run_dir, *, out=sys.stdout, tracker=None) -> RunSummary:
                         tracker.cell(cell, arrays)
                     rows += results.summary_rows(axis_names, cell.labels, cell.index, arrays)
             table = stats.compare_cells([finals[c.index] for c in cells], seed=tr.seed)
-            for r in rows:
-                r.update(table[r["cell"]].columns())
-            writer.save_summary(sorted(rows, key=lambda r: (r["cell"], r["bee"])))
             seconds = time.perf_counter() - start
-            writer.manifest["train_seconds"] = seconds
-            writer.set_state("complete")
+            writer.complete(rows, table, seconds)
         except BaseException as e:
             if writer is not None:
-                state = "interrupted" if stops.interrupted_by(e) else "failed"
-                writer.stop(state, sorted(rows, key=lambda r: (r["cell"], r["bee"])))
+                writer.stop(e, rows)
             raise
     print_table(cells, axis_names, finals, table, out)
     if diverged:

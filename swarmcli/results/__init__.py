@@ -163,11 +163,21 @@ class RunWriter:
         self.manifest["state"] = state
         self.save_manifest()
 
-    def stop(self, state: str, rows: list[dict]) -> None:
+    def complete(self, rows: list[dict], table: list, seconds: float) -> None:
+        """The last writes of a run of any task: each bee's row with its cell's statistics
+        (`stats.compare_cells`), summary.csv, the training time, then `complete`."""
+        for r in rows:
+            r.update(table[r["cell"]].columns())
+        self.save_summary(_in_order(rows))
+        self.manifest["train_seconds"] = seconds
+        self.set_state("complete")
+
+    def stop(self, error: BaseException, rows: list[dict]) -> None:
         """Record how the run ended (interrupted, failed) as far as the disk still allows: a
         swarm.json that cannot be written keeps saying `running`, never `complete`."""
+        state = "interrupted" if stops.interrupted_by(error) else "failed"
         with stops.deferred(), contextlib.suppress(WriteFailed):
-            self.save_summary(rows)
+            self.save_summary(_in_order(rows))
             self.set_state(state)
 
     def save_arrays(self, **arrays: np.ndarray) -> None:
@@ -199,3 +209,6 @@ class RunWriter:
     def save_summary(self, rows: list[dict]) -> None:
         atomic_write_bytes(self.dir / SUMMARY, summary.to_csv(rows))
 
+
+def _in_order(rows: list[dict]) -> list[dict]:
+    return sorted(rows, key=lambda r: (r["cell"], r["bee"]))
