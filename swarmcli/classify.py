@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from swarmcli import datasets, grid, lock, memory, nn, plan, results, stats
-from swarmcli.engine import loop, parts, runtime
+from swarmcli import datasets, grid, lock, memory, nn, plan, results, stats, trainer
+from swarmcli.engine import parts, runtime
 from swarmcli.errors import SwarmError
 from swarmcli.objective import RunSummary
 
@@ -86,8 +86,6 @@ def new_manifest(cfg, axes, cells, device, pts: datasets.Points) -> dict:
 
 def run(cfg, run_dir, *, out=sys.stdout, tracker=None) -> RunSummary:
     """Train every cell of a classification sweep and write the run dir (as runner.run)."""
-    from tqdm import tqdm
-
     start = time.perf_counter()
     axes, cells, cell_groups, device = prepare(cfg)
     pts = datasets.make(cfg.dataset)
@@ -102,7 +100,7 @@ def run(cfg, run_dir, *, out=sys.stdout, tracker=None) -> RunSummary:
     n_threads = plan.threads(tr.threads, max(plan.work(g) for g in engine_groups))
     torch.set_num_threads(n_threads)
     axis_names = [a.name for a in axes]
-    rows, finals, test_err, diverged = [], {}, {}, 0
+    rows = []
     writer = None
     with lock.hold(run_dir):
         try:
@@ -112,27 +110,9 @@ def run(cfg, run_dir, *, out=sys.stdout, tracker=None) -> RunSummary:
                                eval_x=data.eval_x)
             acts = sorted({c.cfg.model.activation for c in cells})
             writer.save_npz("activations", nn.activation_curves(acts))
-            total = sum(g.total_bees * g.epochs for g in engine_groups)
-            show = cells[0].cfg.progress and sys.stderr.isatty()
-            with tqdm(total=total, disable=not show, unit="bee-epoch", unit_scale=True,
-                      desc="training", leave=False) as bar:
-                for cells_of_group, group in zip(cell_groups, engine_groups):
-                    res = loop.train(group, on_epochs=bar.update)
-                    for k, cell in enumerate(cells_of_group):
-                        arrays = plan.cell_arrays(group, res, k, cell.cfg.model.width)
-                        arrays.update(cell_scores(arrays["ypred"], pts))
-                        n_div = int((arrays["diverged_epoch"] >= 0).sum())
-                        diverged += n_div
-                        finals[cell.index] = arrays["loss"][:, -1].copy()
-                        acc = arrays.get("test_accuracy", arrays["accuracy"])[:, -1]
-                        test_err[cell.index] = np.where(np.isfinite(finals[cell.index]),
-                                                        1.0 - acc, np.inf)
-                        writer.save_cell(cell.index, arrays, {"diverged": n_div})
-                        if tracker is not None:  # logger=...: the cell's loss statistics
-                            tracker.cell(cell, arrays)
-                        rows += score_rows(results.summary_rows(axis_names, cell.labels,
-                                                                cell.index, arrays), arrays)
-                    del res, arrays
+            finals, test_err, diverged = trainer.train_cells(
+                writer, zip(cell_groups, engine_groups), axis_names, rows, tracker=tracker,
+                scores=lambda arrays: scores(arrays, pts))
             table = stats.compare_cells([test_err[c.index] for c in cells],
                                         seed=cells[0].cfg.train.seed)
             seconds = time.perf_counter() - start
@@ -149,13 +129,14 @@ def run(cfg, run_dir, *, out=sys.stdout, tracker=None) -> RunSummary:
     return RunSummary(Path(run_dir), finals, diverged, seconds, asdict(cells[0].cfg.objective))
 
 
-def score_rows(rows: list[dict], arrays: dict) -> list[dict]:
-    """summary.csv's rows with each bee's final accuracies (train, val, test) and test loss."""
-    for name in ("accuracy", "val_accuracy", "test_accuracy", "test_loss"):
-        if name in arrays:
-            for r in rows:
-                r[f"final_{name}"] = float(arrays[name][r["bee"], -1])
-    return rows
+def scores(arrays: dict, pts: datasets.Points) -> tuple[dict, dict, np.ndarray]:
+    """For runner.train_cells: a cell's accuracies and test loss per bee and recorded epoch (from
+    its recorded logits), summary.csv's final_* columns of them, and what the cells are compared
+    on: each bee's test error (training error without test points), a diverged bee's inf."""
+    extra = cell_scores(arrays["ypred"], pts)
+    columns = {f"final_{name}": a[:, -1] for name, a in extra.items()}
+    acc = extra.get("test_accuracy", extra["accuracy"])[:, -1]
+    return extra, columns, np.where(np.isfinite(arrays["loss"][:, -1]), 1.0 - acc, np.inf)
 
 
 def print_table(cells, axis_names, test_err, table, has_test: bool, out) -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from swarmcli import config, grid, lock, memory, nn, plan, results, stats, targets
+from swarmcli import config, grid, lock, memory, nn, plan, results, stats, targets, trainer
 from swarmcli.config import SwarmError
-from swarmcli.engine import loop, runtime
+from swarmcli.engine import runtime
 from swarmcli.objective import RunSummary  # noqa: F401 (runner.RunSummary: where callers look)
 from swarmcli.stats import print_table
 
@@ -59,8 +59,6 @@ def run(cfg, run_dir, *, out=sys.stdout, tracker=None) -> RunSummary:
     if config.task_kind(cfg) == "classification":
         from swarmcli import classify
         return classify.run(cfg, run_dir, out=out, tracker=tracker)
-    from tqdm import tqdm
-
     start = time.perf_counter()
     axes, cells, cell_groups, device = prepare(cfg)
     engine_groups = [plan.cell_group(g) for g in cell_groups]
@@ -68,7 +66,7 @@ def run(cfg, run_dir, *, out=sys.stdout, tracker=None) -> RunSummary:
     n_threads = plan.threads(tr.threads, max(plan.work(g) for g in engine_groups))
     torch.set_num_threads(n_threads)
     axis_names = [a.name for a in axes]
-    rows, finals, diverged = [], {}, 0
+    rows = []
     writer = None
     with lock.hold(run_dir):
         try:
@@ -81,24 +79,8 @@ def run(cfg, run_dir, *, out=sys.stdout, tracker=None) -> RunSummary:
                 writer.save_arrays(eval_x=ex)
             acts = sorted({c.cfg.model.activation for c in cells})
             writer.save_npz("activations", nn.activation_curves(acts))
-
-            total = sum(g.total_bees * g.epochs for g in engine_groups)
-            show = cells[0].cfg.progress and sys.stderr.isatty()
-            with tqdm(total=total, disable=not show, unit="bee-epoch", unit_scale=True,
-                      desc="training", leave=False) as bar:
-                for cells_of_group, group in zip(cell_groups, engine_groups):
-                    res = loop.train(group, on_epochs=bar.update)
-                    for k, cell in enumerate(cells_of_group):
-                        arrays = plan.cell_arrays(group, res, k, cell.cfg.model.width)
-                        n_div = int((arrays["diverged_epoch"] >= 0).sum())
-                        diverged += n_div
-                        finals[cell.index] = arrays["loss"][:, -1].copy()
-                        writer.save_cell(cell.index, arrays, {"diverged": n_div})
-                        if tracker is not None:
-                            tracker.cell(cell, arrays)
-                        rows += results.summary_rows(axis_names, cell.labels, cell.index, arrays)
-                    writer.save_manifest()
-                    del res, arrays  # the next group's recordings take their place (memory.py)
+            finals, _, diverged = trainer.train_cells(writer, zip(cell_groups, engine_groups),
+                                                      axis_names, rows, tracker=tracker)
             table = stats.compare_cells([finals[c.index] for c in cells],
                                         seed=cells[0].cfg.train.seed)
             seconds = time.perf_counter() - start
@@ -114,3 +96,4 @@ def run(cfg, run_dir, *, out=sys.stdout, tracker=None) -> RunSummary:
           f"{seconds:.2f} s ({device}, {n_threads} thread{'s' * (n_threads > 1)})", file=out)
     return RunSummary(Path(run_dir), finals, diverged, seconds,
                       asdict(cells[0].cfg.objective))
+
