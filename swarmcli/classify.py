@@ -100,27 +100,19 @@ def run(cfg, run_dir, *, out=sys.stdout, tracker=None) -> RunSummary:
     n_threads = plan.threads(tr.threads, max(plan.work(g) for g in engine_groups))
     torch.set_num_threads(n_threads)
     axis_names = [a.name for a in axes]
-    rows = []
-    writer = None
-    with lock.hold(run_dir):
-        try:
-            writer = results.RunWriter(Path(run_dir), new_manifest(cells[0].cfg, axes, cells,
-                                                                   device, pts))
-            writer.save_arrays(x=pts.x, y=pts.y, test_mask=pts.test, val_mask=pts.val,
-                               eval_x=data.eval_x)
-            acts = sorted({c.cfg.model.activation for c in cells})
-            writer.save_npz("activations", nn.activation_curves(acts))
-            finals, test_err, diverged = trainer.train_cells(
-                writer, zip(cell_groups, engine_groups), axis_names, rows, tracker=tracker,
-                scores=lambda arrays: scores(arrays, pts))
-            table = stats.compare_cells([test_err[c.index] for c in cells],
-                                        seed=cells[0].cfg.train.seed)
-            seconds = time.perf_counter() - start
-            writer.complete(rows, table, seconds)
-        except BaseException as e:
-            if writer is not None:
-                writer.stop(e, rows)
-            raise
+    start_manifest = new_manifest(cells[0].cfg, axes, cells, device, pts)
+    with lock.hold(run_dir), results.RunWriter(Path(run_dir), start_manifest) as writer:
+        writer.save_arrays(x=pts.x, y=pts.y, test_mask=pts.test, val_mask=pts.val,
+                           eval_x=data.eval_x)
+        acts = sorted({c.cfg.model.activation for c in cells})
+        writer.save_npz("activations", nn.activation_curves(acts))
+        finals, test_err, diverged = trainer.train_cells(
+            writer, zip(cell_groups, engine_groups), axis_names, tracker=tracker,
+            scores=lambda arrays: scores(arrays, pts))
+        table = stats.compare_cells([test_err[c.index] for c in cells],
+                                    seed=cells[0].cfg.train.seed)
+        seconds = time.perf_counter() - start
+        writer.complete(table, seconds)
     print_table(cells, axis_names, test_err, table, bool(pts.test.any()), out)
     if diverged:
         print(f"{diverged} bee(s) diverged (non-finite loss) and were frozen", file=out)

@@ -66,29 +66,22 @@ def run(cfg, run_dir, *, out=sys.stdout, tracker=None) -> RunSummary:
     n_threads = plan.threads(tr.threads, max(plan.work(g) for g in engine_groups))
     torch.set_num_threads(n_threads)
     axis_names = [a.name for a in axes]
-    rows = []
-    writer = None
-    with lock.hold(run_dir):
-        try:
-            writer = results.RunWriter(Path(run_dir), manifest(cells[0].cfg, axes, cells, device))
-            t = cells[0].cfg.target
-            x, y, val = targets.training_data(t)
-            tx, ty = targets.dense_curve(t)
-            writer.save_arrays(x=x, y=y, val_mask=val, target_x=tx, target_y=ty)
-            if (ex := targets.eval_grid(t)) is not None:
-                writer.save_arrays(eval_x=ex)
-            acts = sorted({c.cfg.model.activation for c in cells})
-            writer.save_npz("activations", nn.activation_curves(acts))
-            finals, _, diverged = trainer.train_cells(writer, zip(cell_groups, engine_groups),
-                                                      axis_names, rows, tracker=tracker)
-            table = stats.compare_cells([finals[c.index] for c in cells],
-                                        seed=cells[0].cfg.train.seed)
-            seconds = time.perf_counter() - start
-            writer.complete(rows, table, seconds)
-        except BaseException as e:
-            if writer is not None:
-                writer.stop(e, rows)
-            raise
+    start_manifest = manifest(cells[0].cfg, axes, cells, device)
+    with lock.hold(run_dir), results.RunWriter(Path(run_dir), start_manifest) as writer:
+        t = cells[0].cfg.target
+        x, y, val = targets.training_data(t)
+        tx, ty = targets.dense_curve(t)
+        writer.save_arrays(x=x, y=y, val_mask=val, target_x=tx, target_y=ty)
+        if (ex := targets.eval_grid(t)) is not None:
+            writer.save_arrays(eval_x=ex)
+        acts = sorted({c.cfg.model.activation for c in cells})
+        writer.save_npz("activations", nn.activation_curves(acts))
+        finals, _, diverged = trainer.train_cells(writer, zip(cell_groups, engine_groups),
+                                                  axis_names, tracker=tracker)
+        table = stats.compare_cells([finals[c.index] for c in cells],
+                                    seed=cells[0].cfg.train.seed)
+        seconds = time.perf_counter() - start
+        writer.complete(table, seconds)
     print_table(cells, axis_names, finals, table, out)
     if diverged:
         print(f"{diverged} bee(s) diverged (non-finite loss) and were frozen", file=out)

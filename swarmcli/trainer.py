@@ -11,13 +11,13 @@ from swarmcli import plan, results
 from swarmcli.engine import loop
 
 
-def train_cells(writer, groups, axis_names, rows: list, *, tracker=None, scores=None):
+def train_cells(writer, groups, axis_names, *, tracker=None, scores=None):
     """Train each (cells, engine group) pair in turn and save each cell as soon as it is cut
-    out, so a run stopped later keeps it; `rows` grows with summary.csv's rows as cells land
-    (the caller writes them, also when a run stops). `scores(arrays)` (classification) adds
-    per-bee arrays and final_* columns and gives the per-bee numbers cells are compared on;
-    without it they are compared on final loss. Returns ({cell: final losses}, {cell: compared
-    numbers}, diverged bees)."""
+    out, so a run stopped later keeps it; `writer.rows` grows with summary.csv's rows as cells
+    land (written by writer.complete, or writer.stop when a run stops). `scores(arrays)`
+    (classification) adds per-bee arrays and final_* columns and gives the per-bee numbers
+    cells are compared on; without it they are compared on final loss. Returns ({cell: final
+    losses}, {cell: compared numbers}, diverged bees)."""
     from tqdm import tqdm
 
     groups = list(groups)
@@ -44,7 +44,7 @@ def train_cells(writer, groups, axis_names, rows: list, *, tracker=None, scores=
                 if tracker is not None:  # logger=...: the cell's loss statistics
                     tracker.cell(cell, arrays)
                 for r in results.summary_rows(axis_names, cell.labels, cell.index, arrays):
-                    rows.append({**r, **{k: float(v[r["bee"]]) for k, v in columns.items()}})
+                    writer.rows.append({**r, **{k: float(v[r["bee"]]) for k, v in columns.items()}})
             writer.save_manifest()
             del res, arrays  # the next group's recordings take their place (memory.py)
     return finals, compared, diverged

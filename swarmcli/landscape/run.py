@@ -78,46 +78,41 @@ def run(cfg, run_dir, *, out=sys.stdout, tracker=None) -> RunSummary:
     torch.set_num_threads(plan.threads(tr.threads, 0))
     axis_names = [a.name for a in axes]
     frames = plan.frames(tr.epochs, tr.stride)
-    rows, finals, diverged, writer = [], {}, 0, None
-    with lock.hold(run_dir):
-        try:
-            manifest = results.new_manifest(c0, axes, cells, device, frames)
-            manifest |= {"record": ["position"], "surface": asdict(c0.surface)}
-            writer = results.RunWriter(Path(run_dir), manifest)
-            for group in cell_groups:
-                g0 = group[0].cfg
-                land, drawn = cell_landscape(group[0])
-                start_pts = particles.starts(land, tr.bees, g0.surface.spread, tr.seed)
-                o = g0.optim
-                hyper = {k: v.repeat_interleave(tr.bees) for k, v in
-                         optim.hyper_parameters(o.name, [c.cfg.optim for c in group]).items()}
-                sched = parts.Schedule(g0.schedule.name, schedules.resolve(
-                    g0.schedule.name, schedule_params(g0), tr.epochs))
-                res = particles.descend(
-                    particles.loss_function(land, getattr(torch, tr.dtype), device, len(group)),
-                    np.tile(start_pts, (len(group), 1)), o.name, hyper,
-                    optim.flags(o.name, o), sched, tr.epochs, frames, tr.dtype, device)
-                for k, cell in enumerate(group):
-                    s = slice(k * tr.bees, (k + 1) * tr.bees)
-                    arrays = {"loss": res.loss[s], "position": res.position[s],
-                              "diverged_epoch": res.diverged_epoch[s],
-                              "stopped_epoch": np.full(tr.bees, -1, dtype=np.int64), **drawn}
-                    n_div = int((arrays["diverged_epoch"] >= 0).sum())
-                    diverged += n_div
-                    finals[cell.index] = arrays["loss"][:, -1].copy()
-                    writer.save_cell(cell.index, arrays, {
-                        "diverged": n_div, "dims": land.dims, "surface": land.name,
-                        "expr": land.expr, "start": land.start.tolist(), **land.info})
-                    if tracker is not None:  # logger=...: the cell's loss statistics
-                        tracker.cell(cell, arrays)
-                    rows += results.summary_rows(axis_names, cell.labels, cell.index, arrays)
-            table = stats.compare_cells([finals[c.index] for c in cells], seed=tr.seed)
-            seconds = time.perf_counter() - start
-            writer.complete(rows, table, seconds)
-        except BaseException as e:
-            if writer is not None:
-                writer.stop(e, rows)
-            raise
+    finals, diverged = {}, 0
+    manifest = results.new_manifest(c0, axes, cells, device, frames)
+    manifest |= {"record": ["position"], "surface": asdict(c0.surface)}
+    with lock.hold(run_dir), results.RunWriter(Path(run_dir), manifest) as writer:
+        for group in cell_groups:
+            g0 = group[0].cfg
+            land, drawn = cell_landscape(group[0])
+            start_pts = particles.starts(land, tr.bees, g0.surface.spread, tr.seed)
+            o = g0.optim
+            hyper = {k: v.repeat_interleave(tr.bees) for k, v in
+                     optim.hyper_parameters(o.name, [c.cfg.optim for c in group]).items()}
+            sched = parts.Schedule(g0.schedule.name, schedules.resolve(
+                g0.schedule.name, schedule_params(g0), tr.epochs))
+            res = particles.descend(
+                particles.loss_function(land, getattr(torch, tr.dtype), device, len(group)),
+                np.tile(start_pts, (len(group), 1)), o.name, hyper,
+                optim.flags(o.name, o), sched, tr.epochs, frames, tr.dtype, device)
+            for k, cell in enumerate(group):
+                s = slice(k * tr.bees, (k + 1) * tr.bees)
+                arrays = {"loss": res.loss[s], "position": res.position[s],
+                          "diverged_epoch": res.diverged_epoch[s],
+                          "stopped_epoch": np.full(tr.bees, -1, dtype=np.int64), **drawn}
+                n_div = int((arrays["diverged_epoch"] >= 0).sum())
+                diverged += n_div
+                finals[cell.index] = arrays["loss"][:, -1].copy()
+                writer.save_cell(cell.index, arrays, {
+                    "diverged": n_div, "dims": land.dims, "surface": land.name,
+                    "expr": land.expr, "start": land.start.tolist(), **land.info})
+                if tracker is not None:  # logger=...: the cell's loss statistics
+                    tracker.cell(cell, arrays)
+                writer.rows += results.summary_rows(axis_names, cell.labels, cell.index,
+                                                    arrays)
+        table = stats.compare_cells([finals[c.index] for c in cells], seed=tr.seed)
+        seconds = time.perf_counter() - start
+        writer.complete(table, seconds)
     print_table(cells, axis_names, finals, table, out)
     if diverged:
         print(f"{diverged} particle(s) diverged (non-finite loss) and were frozen", file=out)

@@ -151,33 +151,42 @@ def clear(run_dir) -> None:
 
 
 class RunWriter:
-    """Writes one run; `manifest` is the dict saved as swarm.json."""
+    """Writes one run; `manifest` is the dict saved as swarm.json, `rows` summary.csv's rows as
+    cells land. As a context manager it records how a run that raises ended (`stop`)."""
 
     def __init__(self, run_dir: Path, manifest: dict):
         self.dir = Path(run_dir)
         self.manifest = manifest
+        self.rows: list[dict] = []
         self.dir.mkdir(parents=True, exist_ok=True)
         self.set_state("running")
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if error is not None:
+            self.stop(error)
 
     def set_state(self, state: str) -> None:
         self.manifest["state"] = state
         self.save_manifest()
 
-    def complete(self, rows: list[dict], table: list, seconds: float) -> None:
+    def complete(self, table: list, seconds: float) -> None:
         """The last writes of a run of any task: each bee's row with its cell's statistics
         (`stats.compare_cells`), summary.csv, the training time, then `complete`."""
-        for r in rows:
+        for r in self.rows:
             r.update(table[r["cell"]].columns())
-        self.save_summary(_in_order(rows))
+        self.save_summary(_in_order(self.rows))
         self.manifest["train_seconds"] = seconds
         self.set_state("complete")
 
-    def stop(self, error: BaseException, rows: list[dict]) -> None:
+    def stop(self, error: BaseException) -> None:
         """Record how the run ended (interrupted, failed) as far as the disk still allows: a
         swarm.json that cannot be written keeps saying `running`, never `complete`."""
         state = "interrupted" if stops.interrupted_by(error) else "failed"
         with stops.deferred(), contextlib.suppress(WriteFailed):
-            self.save_summary(_in_order(rows))
+            self.save_summary(_in_order(self.rows))
             self.set_state(state)
 
     def save_arrays(self, **arrays: np.ndarray) -> None:
