@@ -245,6 +245,26 @@ def test_mixed_batch_equals_separate_groups_exactly(use_autograd):
                 assert torch.equal(torch.as_tensor(m[rows]), torch.as_tensor(a)), (act, name)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_mixed_writes_each_activation_bit_for_bit(dtype):
+    """nn.Mixed writes every activation's forward and backward into slices of one buffer
+    (fn_into, chain_into); each part is torch.equal to the activation's own fn and chain on its
+    bees, for every activation, and autograd (which takes the cat path) gets the same values."""
+    names = list(nn.ACTIVATIONS)
+    per = 3
+    gen = torch.Generator().manual_seed(0)
+    shape = (per * len(names), 7, 37)  # 37 points: a tail past any vector width
+    z, g = (torch.randn(shape, generator=gen, dtype=dtype) * 3 for _ in range(2))
+    mixed = nn.activation_of_bees(names, per, 0, shape[0])
+    a = mixed.fn(z)
+    dz = mixed.chain(g, z, a)
+    for k, name in enumerate(names):
+        act, rows = nn.ACTIVATIONS[name], slice(k * per, (k + 1) * per)
+        assert torch.equal(a[rows], act.fn(z[rows])), name
+        assert torch.equal(dz[rows], act.chain(g[rows], z[rows], a[rows])), name
+    assert torch.equal(mixed.fn(z.clone().requires_grad_(True)).detach(), a)
+
+
 def test_per_bee_hyper_parameters_in_one_group():
     """Cells differing only in lr and momentum share a group and still match the reference."""
     lrs, moms = [0.002, 0.01, 0.05], [0.7, 0.9, 0.95]
