@@ -19,11 +19,27 @@ class Activation:
     name: str
     fn: object  # z -> a
     grad: object = None  # (z, a) -> da/dz
-    backprop: object = None  # (g, z, a) -> g * da/dz in one kernel, where torch has one
+    backprop: object = None  # (g, z, a, out=None) -> g * da/dz in one kernel, where torch has one
+    fn_out: object = None  # (z, out) -> fn(z) written into out, where torch has out= kernels
 
     def chain(self, g, z, a):
         """The gradient with respect to z, given the gradient g with respect to a."""
         return self.backprop(g, z, a) if self.backprop else g * self.grad(z, a)
+
+    # The *_into forms write into `out`, a slice of a Mixed batch's buffer, with the same kernels
+    # in the same order as fn and chain (so the same bits): each part of the bee axis lands in
+    # place instead of in a tensor of its own that torch.cat then copies again.
+    def fn_into(self, z, out):
+        if self.fn_out:
+            self.fn_out(z, out)
+        else:
+            out.copy_(self.fn(z))
+
+    def chain_into(self, g, z, a, out):
+        if self.backprop:
+            self.backprop(g, z, a, out=out)
+        else:
+            torch.mul(g, self.grad(z, a), out=out)
 
     @property
     def zero_at_zero(self) -> bool:
@@ -44,6 +60,17 @@ def _leaky(slope: float) -> Activation:
                       lambda z, a: torch.where(z > 0, 1.0, z.new_full((), slope)))
 
 
+def _relu_backprop(g, z, a, out=None):  # keeps g where a > 0, in one kernel (torch's own)
+    if out is None:
+        return torch.ops.aten.threshold_backward(g, a, 0)
+    return torch.ops.aten.threshold_backward.grad_input(g, a, 0, grad_input=out)
+
+
+def _tanhshrink_out(z, out):  # z - tanh(z), tanh(z) computed in out
+    torch.tanh(z, out=out)
+    torch.sub(z, out, out=out)
+
+
 def _gelu_grad(z, a):  # as torch's gelu_backward: Phi(z) + z * phi(z)
     return 0.5 * (1 + torch.erf(z * _SQRT1_2)) + z * (torch.exp(-0.5 * z * z) * _INV_SQRT_2PI)
 
@@ -61,12 +88,15 @@ def _softplus_grad(z, a):  # as torch's softplus_backward, beta 1, threshold 20
 _IMPLEMENTED = {
     a.name: a
     for a in [
-        # relu's backward keeps g where a > 0, in one kernel (torch's own)
-        Activation("relu", torch.relu,
-                   backprop=lambda g, z, a: torch.ops.aten.threshold_backward(g, a, 0)),
-        Activation("tanh", torch.tanh, lambda z, a: 1 - a * a),
-        Activation("tanhshrink", lambda z: z - torch.tanh(z), lambda z, a: (z - a).square()),
-        Activation("sigmoid", torch.sigmoid, lambda z, a: a * (1 - a)),
+        # torch.relu is clamp_min(z, 0), the kernel relu's fn_out calls
+        Activation("relu", torch.relu, backprop=_relu_backprop,
+                   fn_out=lambda z, out: torch.clamp_min(z, 0, out=out)),
+        Activation("tanh", torch.tanh, lambda z, a: 1 - a * a,
+                   fn_out=lambda z, out: torch.tanh(z, out=out)),
+        Activation("tanhshrink", lambda z: z - torch.tanh(z), lambda z, a: (z - a).square(),
+                   fn_out=_tanhshrink_out),
+        Activation("sigmoid", torch.sigmoid, lambda z, a: a * (1 - a),
+                   fn_out=lambda z, out: torch.sigmoid(z, out=out)),
         _leaky(choices.LEAKY_SLOPE),
         Activation("identity", lambda z: z, lambda z, a: torch.ones_like(z)),
         Activation("elu", torch.nn.functional.elu, lambda z, a: torch.where(z > 0, 1.0, z.exp())),
@@ -92,18 +122,31 @@ class Mixed:
 
     parts: tuple[tuple[Activation, int], ...]  # (activation, bees), in bee order
 
-    def _each(self, f, *ts):
-        out, lo = [], 0
+    def _each(self, into, plain, *ts):
+        """Each activation on its own run of bees. Eagerly, written through contiguous slice
+        views into one buffer (`into`): no part tensors and no torch.cat, whose extra pass over
+        the whole tensor cost up to half of `fn` once parts reach hundreds of bees (at W1's 30
+        bees a part it is a wash; benchmarks/README.md). Under autograd (out= kernels have no
+        backward) and torch.compile (Inductor fuses the cat) the parts are `plain` and cat."""
+        if any(t.requires_grad for t in ts) or torch.compiler.is_compiling():
+            return torch.cat([plain(act, *part) for act, part in self._slices(ts)])
+        out = torch.empty_like(ts[0])
+        for act, (*part, o) in self._slices([*ts, out]):
+            into(act, *part, o)
+        return out
+
+    def _slices(self, ts):
+        """(activation, its run of each tensor in ts), in bee order: views, never copies."""
+        lo = 0
         for act, n in self.parts:
-            out.append(f(act, *(t[lo:lo + n] for t in ts)))
+            yield act, [t[lo:lo + n] for t in ts]
             lo += n
-        return torch.cat(out)
 
     def fn(self, z):
-        return self._each(lambda act, z: act.fn(z), z)
+        return self._each(Activation.fn_into, lambda act, z: act.fn(z), z)
 
     def chain(self, g, z, a):
-        return self._each(lambda act, g, z, a: act.chain(g, z, a), g, z, a)
+        return self._each(Activation.chain_into, Activation.chain, g, z, a)
 
     @property
     def zero_at_zero(self) -> bool:

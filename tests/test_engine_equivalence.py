@@ -218,6 +218,53 @@ def test_cells_of_different_activations_share_a_group(use_autograd, chunk_bees):
         np.testing.assert_allclose(res.ypred[cell], ref_pred, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("use_autograd", [False, True])
+def test_mixed_batch_equals_separate_groups_exactly(use_autograd):
+    """A batch of several activations gives bit for bit (torch.equal) the losses, predictions
+    and trained weights of training each activation's cells as a group of their own: the
+    per-activation slicing of the bee axis (nn.Mixed) may change speed, never a result bit.
+    W1's activations plus sigmoid, whose act(0) != 0 brings in the padding mask."""
+    acts, widths = ["relu", "tanh", "tanhshrink", "sigmoid"], [3, 20]
+    recording = parts.Recording(("ypred", "weights", "biases"), (0, 10, EPOCHS))
+
+    def run(names):
+        cells = [(a, w) for a in names for w in widths]
+        group = engine_group(2, [a for a, _ in cells], "adam", "float64",
+                             widths=[w for _, w in cells])
+        return loop.train(replace(group, recording=recording), use_autograd=use_autograd)
+
+    mixed = run(acts)
+    for k, act in enumerate(acts):
+        alone = run([act])
+        rows = slice(k * len(widths) * BEES, (k + 1) * len(widths) * BEES)
+        for name in ("loss", "ypred"):
+            assert torch.equal(torch.as_tensor(getattr(mixed, name)[rows]),
+                               torch.as_tensor(getattr(alone, name))), (act, name)
+        for name in ("weights", "biases"):
+            for m, a in zip(getattr(mixed, name), getattr(alone, name)):
+                assert torch.equal(torch.as_tensor(m[rows]), torch.as_tensor(a)), (act, name)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_mixed_writes_each_activation_bit_for_bit(dtype):
+    """nn.Mixed writes every activation's forward and backward into slices of one buffer
+    (fn_into, chain_into); each part is torch.equal to the activation's own fn and chain on its
+    bees, for every activation, and autograd (which takes the cat path) gets the same values."""
+    names = list(nn.ACTIVATIONS)
+    per = 3
+    gen = torch.Generator().manual_seed(0)
+    shape = (per * len(names), 7, 37)  # 37 points: a tail past any vector width
+    z, g = (torch.randn(shape, generator=gen, dtype=dtype) * 3 for _ in range(2))
+    mixed = nn.activation_of_bees(names, per, 0, shape[0])
+    a = mixed.fn(z)
+    dz = mixed.chain(g, z, a)
+    for k, name in enumerate(names):
+        act, rows = nn.ACTIVATIONS[name], slice(k * per, (k + 1) * per)
+        assert torch.equal(a[rows], act.fn(z[rows])), name
+        assert torch.equal(dz[rows], act.chain(g[rows], z[rows], a[rows])), name
+    assert torch.equal(mixed.fn(z.clone().requires_grad_(True)).detach(), a)
+
+
 def test_per_bee_hyper_parameters_in_one_group():
     """Cells differing only in lr and momentum share a group and still match the reference."""
     lrs, moms = [0.002, 0.01, 0.05], [0.7, 0.9, 0.95]
