@@ -138,17 +138,8 @@ def boundaries(run: Run, cfg: dict, page_index: int = 0, animated: bool = False)
     by = " and ".join(data.short(a["name"]) for a in run.axes[:2])
     sc = scenes.Scene(run, cfg, f"Decision boundaries by {by}{page.title}" if by else
                       "Decision boundaries", animated)
-    axs = sc.fig.subplots(page.rows, page.cols, sharex=True, sharey=True, squeeze=False)
-    for (r, c), ax in np.ndenumerate(axs):
-        cell = page.cells.get((r, c))
-        if cell is None:
-            ax.set_axis_off()
-            continue
-        sc.label_panel(ax, page, r, c)
-        if c == page.cols - 1:
-            sc.row_label(ax, page, r)
+    for ax, cell in sc.panels(page, "x1", "x2"):
         boundary_panel(sc, ax, plane, cell)
-        scenes.edge_labels(ax, page, r, c, "x1", "x2")
     bees = max(int(c.info["bees"]) for c in page.cells.values())
     handles = point_handles(plane)
     handles += [Line2D([], [], color=BOUNDARY, lw=0.9, label=f"p = 0.5, one per bee ({bees})"),
@@ -163,11 +154,7 @@ SCENES = {"boundaries": boundaries}
 
 def stills(run: Run, cfg: dict):
     """boundaries{page}_epochNNNN.png at each of render.epochs."""
-    frames = sorted({data.frame_index(run, e) for e in cfg["epochs"]})
-    for p, page in enumerate(data.pages(run, scenes.aspect(cfg))):
-        sc = boundaries(run, cfg, p)
-        for f in frames:
-            yield f"boundaries{page.name}_epoch{int(run.frames[f]):04d}.png", sc.still(f)
+    yield from scenes.stills("boundaries", boundaries, run, cfg)
 
 
 def accuracy_bands(acc: np.ndarray) -> tuple[np.ndarray, ...]:

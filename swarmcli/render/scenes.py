@@ -64,6 +64,21 @@ class Canvas:
             text, size = self.fit(title, pw, TITLE_PT, max_lines=3)
             ax.set_title(text, fontsize=size)
 
+    def panels(self, page: data.Page, xlabel: str = "x", ylabel: str = "y"):
+        """The page's grid of axes, places without a cell hidden: (ax, cell) for each cell,
+        its panel titled, its row labelled and its outer edges given axis labels."""
+        axs = self.fig.subplots(page.rows, page.cols, sharex=True, sharey=True, squeeze=False)
+        for (r, c), ax in np.ndenumerate(axs):
+            cell = page.cells.get((r, c))
+            if cell is None:
+                ax.set_axis_off()
+                continue
+            self.label_panel(ax, page, r, c)
+            if c == page.cols - 1:
+                self.row_label(ax, page, r)
+            edge_labels(ax, page, r, c, xlabel, ylabel)
+            yield ax, cell
+
     def row_label(self, ax, page: data.Page, r: int) -> None:
         """The row's value to the right of the row's last panel, read top to bottom (the
         left side holds the y axis)."""
@@ -222,17 +237,8 @@ def hive(run: Run, cfg: dict, page_index: int = 0, animated: bool = False) -> Sc
     """Seed 000's hive plot: a grid of swarms, rows and columns by the first two swept axes."""
     page = data.pages(run, aspect(cfg))[page_index]
     sc = Scene(run, cfg, data.grid_title(run) + page.title, animated)
-    axs = sc.fig.subplots(page.rows, page.cols, sharex=True, sharey=True, squeeze=False)
-    for (r, c), ax in np.ndenumerate(axs):
-        cell = page.cells.get((r, c))
-        if cell is None:
-            ax.set_axis_off()
-            continue
-        sc.label_panel(ax, page, r, c)
-        if c == page.cols - 1:
-            sc.row_label(ax, page, r)
+    for ax, cell in sc.panels(page):
         sc.swarm_panel(ax, cell)
-        edge_labels(ax, page, r, c, "x", "y")
     sc.swarm_legend(max(int(c.info["bees"]) for c in page.cells.values()))
     return sc
 
@@ -309,3 +315,12 @@ def kinks(run: Run, cfg: dict, page_index: int = 0, animated: bool = False,
 
 
 SCENES = {"hive": hive, "swarm_loss": swarm_loss, "kinks": kinks}
+
+
+def stills(name: str, scene, run: Run, cfg: dict, **kw):
+    """One figure of `scene` per page and per render.epochs value, e.g. hive_epoch0150.png."""
+    frames = sorted({data.frame_index(run, e) for e in cfg["epochs"]})
+    for p, page in enumerate(data.pages(run, aspect(cfg))):
+        sc = scene(run, cfg, p, animated=False, **kw)
+        for f in frames:
+            yield f"{name}{page.name}_epoch{int(run.frames[f]):04d}.png", sc.still(f)

@@ -18,22 +18,12 @@ from swarmcli.render import data, scenes, style
 from swarmcli.results import Run
 
 
-def scene_stills(name: str, run: Run, cfg: dict, **kw):
-    """One figure per page and per render.epochs value, e.g. hive_epoch0150.png."""
-    frames = sorted({data.frame_index(run, e) for e in cfg["epochs"]})
-    for p, page in enumerate(data.pages(run, scenes.aspect(cfg))):
-        sc = scenes.SCENES[name](run, cfg, p, animated=False, **kw)
-        for f in frames:
-            epoch = int(run.frames[f])
-            yield f"{name}{page.name}_epoch{epoch:04d}.png", sc.still(f)
-
-
 def hive(run, cfg):
-    yield from scene_stills("hive", run, cfg)
+    yield from scenes.stills("hive", scenes.SCENES["hive"], run, cfg)
 
 
 def kinks(run, cfg):
-    yield from scene_stills("kinks", run, cfg, with_swarm=False)
+    yield from scenes.stills("kinks", scenes.SCENES["kinks"], run, cfg, with_swarm=False)
 
 
 def cell_colors(n: int) -> list:

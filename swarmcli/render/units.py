@@ -60,17 +60,8 @@ def units(run: Run, cfg: dict, page_index: int = 0, animated: bool = False, bee:
     page = data.pages(run, scenes.aspect(cfg))[page_index]
     sc = scenes.Scene(run, cfg, f"Bee {bee}'s hidden units: the curves its output is the sum of"
                       + page.title, animated)
-    axs = sc.fig.subplots(page.rows, page.cols, sharex=True, sharey=True, squeeze=False)
     x = np.sort(np.asarray(run.eval_x, np.float64))
-    for (r, c), ax in np.ndenumerate(axs):
-        cell = page.cells.get((r, c))
-        if cell is None:
-            ax.set_axis_off()
-            continue
-        sc.label_panel(ax, page, r, c)
-        if c == page.cols - 1:
-            sc.row_label(ax, page, r)
-        scenes.edge_labels(ax, page, r, c, "x", "y")
+    for ax, cell in sc.panels(page):
         ax.plot(run.load("target_x"), run.load("target_y"), color=style.TARGET, lw=1.6)
         ax.scatter(run.x, run.y, s=6, color="0.55", lw=0, zorder=1)
         ax.set_xlim(x[0], x[-1])
@@ -122,8 +113,4 @@ SCENES = {"units": units}
 
 def stills(run: Run, cfg: dict):
     """units{page}_epochNNNN.png at each of render.epochs."""
-    frames = sorted({data.frame_index(run, e) for e in cfg["epochs"]})
-    for p, page in enumerate(data.pages(run, scenes.aspect(cfg))):
-        sc = units(run, cfg, p)
-        for f in frames:
-            yield f"units{page.name}_epoch{int(run.frames[f]):04d}.png", sc.still(f)
+    yield from scenes.stills("units", units, run, cfg)
