@@ -336,3 +336,13 @@ def test_freed_memory_is_kept_on_glibc():
     sets must be ones glibc accepts, or the call silently does nothing."""
     on_glibc = platform.libc_ver()[0] == "glibc"
     assert runtime.keep_freed_memory() is on_glibc
+
+
+def test_compiled_kernels_are_cached_in_the_user_cache_folder(monkeypatch, tmp_path):
+    from swarmcli.engine import runtime
+
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert runtime.keep_compile_cache() == str(tmp_path / "swarm" / "torchinductor")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))  # the user's choice
+    assert runtime.keep_compile_cache() == str(tmp_path / "mine")

@@ -52,7 +52,13 @@ def full_batch_epoch(gradient, flat, grad, layout, inputs: LossInputs, opt, coef
 def compiled_epoch():
     """`full_batch_epoch` under torch.compile: Inductor fuses each layer's elementwise work,
     reductions and the optimizer's arithmetic into a few loops, and an epoch is one call instead
-    of a few dozen small kernels. The bee axis is dynamic: chunks of any size share a compile."""
+    of a few dozen small kernels. The bee axis is dynamic: chunks of any size share a compile.
+
+    Inductor's compiled kernels are cached on disk, by default under /tmp, which many machines
+    empty at each boot; swarm keeps them in the user's cache folder instead (unless
+    TORCHINDUCTOR_CACHE_DIR says where): measured on the default hive, 67-85 s the first time
+    on a machine, 14-15 s in every later process (benchmarks/README.md, Compile cache)."""
+    runtime.keep_compile_cache()
     return torch.compile(full_batch_epoch, dynamic=True)
 
 

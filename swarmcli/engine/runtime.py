@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 
 import numpy as np
 import torch
@@ -69,3 +70,12 @@ def shuffle_generators(group: CellGroup, lo: int, hi: int):
         key = np.random.SeedSequence([group.seed, 2, i % group.bees]).generate_state(1)[0]
         gens.append(torch.Generator().manual_seed(int(key)))
     return gens
+
+
+def keep_compile_cache() -> str:
+    """Point Inductor's on-disk cache at $XDG_CACHE_HOME/swarm/torchinductor (~/.cache/...)
+    unless TORCHINDUCTOR_CACHE_DIR is set; returns the folder used."""
+    if not os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(base, "swarm", "torchinductor")
+    return os.environ["TORCHINDUCTOR_CACHE_DIR"]
