@@ -54,6 +54,7 @@ LOSSES = ("mse", "mae", "huber")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
 COMPILE = ("auto", "on", "off")
+NATIVE = ("auto", "on", "off")
 LOGGERS = ("csv", "tensorboard", "mlflow", "wandb")  # logger=NAME: configs/logger/
 WANDB_MODES = ("online", "offline", "disabled")
 RECORDABLE = ("ypred", "weights", "biases")

@@ -103,6 +103,7 @@ def options(name: str) -> tuple[str, ...] | None:
         "optim.name": choices.OPTIMIZERS, "schedule.name": tuple(choices.SCHEDULES),
         "train.loss": choices.LOSSES, "train.device": choices.DEVICES,
         "train.dtype": choices.DTYPES, "train.compile": choices.COMPILE,
+        "train.native": choices.NATIVE,
         "train.threads": tuple(dict.fromkeys(("auto", "1", cores))),
         "render.format": choices.RENDER_FORMATS, **choices.LISTS,
         "surface.name": choices.SURFACES,

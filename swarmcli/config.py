@@ -131,6 +131,7 @@ class TrainConfig:
     stride: int = 1  # record every `stride` epochs (the first and last epoch always)
     memory_limit_gb: float | None = None  # recording budget; default: half the free memory
     compile: str = "auto"  # torch.compile each epoch as one graph: auto (large runs), on, off
+    native: str = "auto"  # the C kernel: auto (where it covers the run), on (insist), off (torch)
     threads: Any = "auto"  # torch intra-op threads: auto (1 for small batches), or an integer
 
 
@@ -341,6 +342,7 @@ def validate(cfg: SwarmConfig) -> SwarmConfig:
     check_choice("train.device", tr.device, choices.DEVICES)
     check_choice("train.dtype", tr.dtype, choices.DTYPES)
     check_choice("train.compile", tr.compile, choices.COMPILE)
+    check_choice("train.native", tr.native, choices.NATIVE)
     check_choice("train.loss", tr.loss, choices.LOSSES)
     if tr.threads != "auto":
         check_number("train.threads", tr.threads, low=1, integer=True, hint=" (or auto)")

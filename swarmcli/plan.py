@@ -9,8 +9,9 @@ import os
 from dataclasses import replace
 
 from swarmcli import config, grid, optim, schedules, targets
-from swarmcli.engine import parts
+from swarmcli.engine import native, parts
 from swarmcli.engine.loop import GroupResult
+from swarmcli.errors import SwarmError
 
 # Above this many bee-unit-point-epochs (eager: ~30 s here, compiled ~2.4x faster) compiling
 # pays for itself: ~30 s the first time, a few seconds once Inductor's on-disk cache holds the
@@ -58,14 +59,26 @@ def cell_group(cells: list[grid.Cell], data: parts.Data | None = None,
         stopping=parts.Stopping(tr.patience, tr.min_delta),
         recording=parts.Recording(tuple(tr.record), tuple(frames(tr.epochs, tr.stride))),
         runtime=parts.Runtime(device=tr.device, dtype=tr.dtype))
-    compile_on = use_compile(tr.compile, work(group) * group.epochs)
-    return replace(group, runtime=replace(group.runtime, compile=compile_on))
+    native_on = use_native(tr.native, group)
+    compile_on = not native_on and use_compile(tr.compile, work(group) * group.epochs)
+    return replace(group, runtime=replace(group.runtime, compile=compile_on, native=native_on))
 
 
 def work(group: parts.CellGroup) -> float:
     """Bee-unit-points of one epoch's forward pass: what the per-epoch cost scales with."""
     net = group.network
     return group.total_bees * net.width * len(group.data.x) * net.depth
+
+
+def use_native(setting: str, group: parts.CellGroup) -> bool:
+    """The C kernel where it covers the group (`auto`), insisted on (`on`: a group it cannot
+    train is refused before anything trains), or never (`off`)."""
+    if setting == "off":
+        return False
+    why = native.unsupported(group)
+    if why and setting == "on":
+        raise SwarmError(f"train.native=on cannot train this run: {why} (choices: auto, off)")
+    return why is None
 
 
 def use_compile(setting: str, work: float) -> bool:

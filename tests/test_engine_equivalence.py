@@ -13,7 +13,7 @@ from groups import make_group
 from reference import train_one_bee
 
 from swarmcli import nn
-from swarmcli.engine import loop, parts, runtime
+from swarmcli.engine import loop, native, parts, runtime
 
 EPOCHS = 40
 BEES = 2
@@ -99,9 +99,16 @@ def test_engine_matches_per_bee_reference(activation, opt_key, depth, dtype):
     ref_loss, ref_pred = reference_run(depth, activation, opt_key, dtype)
     group = engine_group(depth, activation, opt_key, dtype)
     assert np.isfinite(ref_loss).all()
-    for use_autograd in (False, True) if dtype == "float64" else (False,):
-        res = loop.train(group, use_autograd=use_autograd)
-        what = "autograd" if use_autograd else "hand-derived"
+    paths = [("hand-derived", group, False)]
+    if dtype == "float64":
+        paths.append(("autograd", group, True))
+    if native.unsupported(group) is None:  # the C kernel, where it covers the optimizer
+        paths.append(("native", replace(group, runtime=replace(group.runtime, native=True)),
+                      False))
+    elif OPTIMIZERS[opt_key][0] in native.KERNEL_OPTIMIZERS:
+        pytest.fail(f"the native kernel should train this group: {native.unsupported(group)}")
+    for what, g, use_autograd in paths:
+        res = loop.train(g, use_autograd=use_autograd)
         e = COMPARED[dtype]
         np.testing.assert_allclose(res.loss[:, :e], ref_loss[:, :e], rtol=TOL[dtype],
                                    atol=TOL[dtype], err_msg=f"{what} loss")

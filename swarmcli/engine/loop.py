@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from swarmcli import nn, optim, schedules
-from swarmcli.engine import runtime
+from swarmcli.engine import native, runtime
 from swarmcli.engine.gradients import LOSSES, LossInputs, by_autograd, hand_derived
 from swarmcli.engine.layout import Layout, initial_flat
 from swarmcli.engine.parts import CellGroup
@@ -69,9 +69,13 @@ def train(group: CellGroup, *, use_autograd: bool = False, chunk_bees: int | Non
     `use_autograd` takes the reference gradient where the hand-derived one would apply (tests,
     benchmarks); `on_epochs(n)` is called as training advances by n bee-epochs (a progress
     bar); `dropout_masks(epoch, step, layer, shape)` replaces the drawn dropout masks (tests)."""
+    layout = Layout.of(group)
+    if group.runtime.native and not use_autograd and dropout_masks is None:
+        res = empty_result(group, layout)
+        native.train(group, res, on_epochs)
+        return res
     runtime.keep_freed_memory()
     device = runtime.resolve_device(group.runtime.device)
-    layout = Layout.of(group)
     flat0 = initial_flat(group)
     hyper = {k: torch.as_tensor(v, dtype=torch.float64).repeat_interleave(group.bees)
              for k, v in group.optimizer.hyper.items()}

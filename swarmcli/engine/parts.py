@@ -99,6 +99,7 @@ class Runtime:
     device: str = "cpu"  # auto | cpu | cuda
     dtype: str = "float32"
     compile: bool = False  # torch.compile each epoch: one graph of fused kernels per epoch
+    native: bool = False  # train in the C kernel (engine/native.py) instead of the torch loop
     chunk_bytes: int = 4 << 20  # on a CPU, bees train in chunks whose activations take this
 
 

@@ -1,0 +1,223 @@
+"""The native path: a group the C kernel covers (plain MLP, full batch, SGD / Adam / AdamW, no
+early stopping, on the CPU) trains in `_kernel.c` instead of the torch loop.
+
+This module turns a `CellGroup` into the kernel's plain arrays: the data as [in_dim, points]
+rows, each bee's activation code and real width, its hyper-parameters in the run's dtype, and
+each step's optimizer coefficients worked out in Python floats exactly as `optim` works them
+out, once per distinct combination of hyper-parameters (so 100,000 bees of one cell need one
+table row per step, not 100,000). The kernel is built when the package is installed; where it
+could not be (no C compiler), the torch loop trains every group, and that loop stays the
+reference the tests hold this path to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import importlib.util
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+from swarmcli.engine.layout import Layout, initial_flat
+from swarmcli.engine.parts import CellGroup
+
+KERNEL_OPTIMIZERS = {"sgd": 0, "adam": 1, "adamw": 2}
+KERNEL_LOSSES = {"mse": 0, "mae": 1, "huber": 2, "bce": 3}
+ACTIVATION_CODES = {"relu": 0, "tanh": 1, "tanhshrink": 2, "sigmoid": 3, "leaky_relu": 4,
+                    "identity": 5, "elu": 6, "gelu": 7, "silu": 8, "softplus": 9, "sin": 10}
+SECONDS_PER_CALL = 0.25  # bees per kernel call: about this long, so progress and Ctrl-C keep up
+_I64, _PTR = ctypes.c_int64, ctypes.c_void_p
+
+
+class KernelSpec(ctypes.Structure):
+    """_kernel.c's KernelSpec, field for field."""
+
+    _fields_ = ([(k, _I64) for k in ("n", "n_ex", "size", "layers", "epochs", "frames", "n_rows",
+                                     "loss_kind", "opt", "use_mom", "nesterov", "use_wd",
+                                     "same_eval")]
+                + [(k, _PTR) for k in ("fi", "fo", "off", "widths", "acts", "row", "frame_of",
+                                       "x", "y", "tw", "ex", "c", "hyp", "coef", "flat",
+                                       "rec_loss", "rec_val", "rec_ypred", "rec_flat")])
+
+
+@functools.cache
+def kernel():
+    """The compiled kernel (a ctypes library), or None where it was not built."""
+    spec = importlib.util.find_spec("swarmcli.engine._kernel")
+    if spec is None or not spec.origin:
+        return None
+    lib = ctypes.CDLL(spec.origin)
+    if lib.spec_size() != ctypes.sizeof(KernelSpec):
+        return None  # a stale build of another layout: never call it
+    for name in ("train_bees_f32", "train_bees_f64"):
+        getattr(lib, name).argtypes = [ctypes.POINTER(KernelSpec), _I64, _I64]
+    lib.tanh_array.argtypes = [_PTR, _PTR, _I64]
+    return lib
+
+
+def unsupported(group: CellGroup) -> str | None:
+    """Why the kernel cannot train this group (None: it can)."""
+    net, opt = group.network, group.optimizer
+    reasons = [
+        (not net.plain, "dropout or batch norm"),
+        (bool(group.data.batch_size), "mini-batches"),
+        (group.stopping.patience is not None, "early stopping"),
+        (opt.name not in KERNEL_OPTIMIZERS, f"optimizer {opt.name}"),
+        (group.loss.kind not in KERNEL_LOSSES, f"loss {group.loss.kind}"),
+        (group.runtime.device not in ("cpu", "auto"), f"device {group.runtime.device}"),
+    ]
+    for bad, why in reasons:
+        if bad:
+            return why
+    if group.runtime.device == "auto" and torch.cuda.is_available():
+        return "a GPU is available"
+    if group.network.depth < 1:
+        return "no hidden layer"
+    return None if kernel() is not None else "the native kernel was not built"
+
+
+def _rows(x) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return (x.reshape(-1, 1) if x.ndim == 1 else x).T
+
+
+def _hyper_rows(group: CellGroup):
+    """The distinct per-cell hyper-parameter combinations (float64 rows) and each bee's row."""
+    hyper = group.optimizer.hyper
+    names = list(hyper)
+    cols = np.array([[float(v) for v in np.broadcast_to(hyper[k], (group.cells,))] for k in names])
+    rows, inverse = np.unique(cols.T, axis=0, return_inverse=True)
+    per_bee = np.repeat(inverse.reshape(-1), group.bees)
+    return names, rows, per_bee
+
+
+def _lr_table(group: CellGroup, base_lr: np.ndarray) -> np.ndarray:
+    """[epochs, rows] float64: each row's lr at each step, as `ChunkTrainer.step_to` sets it."""
+    schedule = group.optimizer.schedule
+    if schedule.name == "constant":
+        return np.broadcast_to(base_lr, (group.epochs, len(base_lr)))
+    from swarmcli import schedules
+    base = torch.as_tensor(base_lr, dtype=torch.float64)
+    return np.stack([schedules.scheduled_lr(schedule.name, schedule.params, base, e).numpy()
+                     for e in range(group.epochs)])
+
+
+def coefficients(group: CellGroup, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(coef [epochs, rows, 3], per-bee row, per-bee hyper [bees, 7], flags [3]) in the run's
+    dtype: each step's factors as `optim`'s coefficients() returns them, in the same Python
+    float arithmetic (`beta ** t` as Python's pow), then cast as torch casts a Python float."""
+    names, rows, per_bee = _hyper_rows(group)
+    h = {k: rows[:, i] for i, k in enumerate(names)}
+    lr = _lr_table(group, h["lr"])
+    epochs, n_rows = group.epochs, len(rows)
+    coef = np.zeros((epochs, n_rows, 3), dtype=np.float64)
+    hyp = np.zeros((n_rows, 7), dtype=np.float64)
+    wd = h["weight_decay"]
+    if group.optimizer.name == "sgd":
+        mom = h["momentum"]
+        damp = np.where(mom != 0, h["dampening"], 0.0)
+        hyp[:, 0], hyp[:, 1], hyp[:, 2] = mom, wd, 1 - damp
+        coef[:, :, 0] = -lr
+        coef[:, :, 1], coef[:, :, 2] = mom.astype(dtype), (1 - damp).astype(dtype)
+        if epochs:
+            coef[0, :, 1], coef[0, :, 2] = 0.0, 1.0
+        flags = [bool((mom != 0).any()), bool(group.optimizer.flags.get("nesterov", False))]
+    else:
+        b1, b2 = h["beta1"], h["beta2"]
+        hyp[:, 1], hyp[:, 3], hyp[:, 4], hyp[:, 5], hyp[:, 6] = wd, 1 - b1, b2, 1 - b2, h["eps"]
+        for r in range(n_rows):
+            beta1, beta2 = float(b1[r]), float(b2[r])
+            bc1 = np.array([1 - beta1 ** float(t) for t in range(1, epochs + 1)])
+            coef[:, r, 0] = -(lr[:, r] / bc1).astype(dtype)
+            coef[:, r, 1] = [(1 - beta2 ** float(t)) ** 0.5 for t in range(1, epochs + 1)]
+            coef[:, r, 2] = 1 - lr[:, r] * wd[r]
+        flags = [False, False]
+    flags.append(bool((wd != 0).any()))
+    return (coef.astype(dtype), per_bee.astype(np.int64), hyp[per_bee].astype(dtype),
+            np.array(flags, dtype=np.bool_))
+
+
+def constants(group: CellGroup, n_train: int, n_val: int, dtype) -> np.ndarray:
+    """The kernel's scalar constants (`kernel.C_*`) in the run's dtype."""
+    s = 1.0 / n_train
+    return np.array([1.0, 0.5, 0.0, group.network.leaky_slope, group.loss.huber_delta, 20.0,
+                     0.7071067811865476, 0.3989422804014327, group.loss.l1, group.loss.l2,
+                     s, 2 * s, n_train, max(n_val, 1)], dtype=dtype)
+
+
+def _ptr(a: np.ndarray | None):
+    return None if a is None else a.ctypes.data
+
+
+def train(group: CellGroup, res, on_epochs=None) -> None:
+    """Train every bee of the group in the kernel, writing into `res` (a `loop.GroupResult` of
+    empty arrays) as the torch loop would."""
+    lib = kernel()
+    net, data = group.network, group.data
+    dtype = np.dtype(group.runtime.dtype)
+    layout = Layout.of(group)
+    flat = np.ascontiguousarray(initial_flat(group).numpy().astype(dtype))
+    shapes = layout.shapes
+    ints = {"fi": [a for a, _ in shapes], "fo": [b for _, b in shapes],
+            "off": [o for o, _ in layout.entries[0::2]],
+            "widths": np.repeat(net.widths, group.bees),
+            "acts": np.repeat([ACTIVATION_CODES[a] for a in net.activations], group.bees)}
+    ints = {k: np.ascontiguousarray(v, dtype=np.int64) for k, v in ints.items()}
+    x = np.ascontiguousarray(_rows(data.x), dtype=dtype)
+    same_eval = data.eval_x is None
+    ex = x if same_eval else np.ascontiguousarray(_rows(data.eval_x), dtype=dtype)
+    y = np.ascontiguousarray(np.asarray(data.y).reshape(-1), dtype=dtype)
+    val = data.val_mask
+    tw = np.ones(len(y), dtype=dtype) if val is None else (~val).astype(dtype)
+    n_train = len(y) if val is None else int((~val).sum())
+    c = constants(group, n_train, len(y) - n_train, dtype)
+    coef, row, hyp, flags = coefficients(group, dtype)
+    frame_of = np.full(group.epochs + 1, -1, dtype=np.int64)
+    frame_of[list(group.recording.frames)] = np.arange(len(group.recording.frames))
+    rec = group.recording.what
+    n, frames = group.total_bees, len(group.recording.frames)
+    rec_flat = (np.empty((n, frames, layout.size), dtype=dtype)
+                if "weights" in rec or "biases" in rec else None)
+    for a in (res.loss, res.val_loss, res.ypred):
+        assert a is None or (a.flags.c_contiguous and a.dtype == dtype)
+    spec = KernelSpec(
+        n=len(y), n_ex=ex.shape[1], size=layout.size, layers=len(shapes), epochs=group.epochs,
+        frames=frames, n_rows=coef.shape[1], loss_kind=KERNEL_LOSSES[group.loss.kind],
+        opt=KERNEL_OPTIMIZERS[group.optimizer.name], use_mom=int(flags[0]), nesterov=int(flags[1]),
+        use_wd=int(flags[2]), same_eval=int(same_eval), row=_ptr(row), frame_of=_ptr(frame_of),
+        x=_ptr(x), y=_ptr(y), tw=_ptr(tw), ex=_ptr(ex), c=_ptr(c), hyp=_ptr(hyp),
+        coef=_ptr(coef), flat=_ptr(flat), rec_loss=_ptr(res.loss), rec_val=_ptr(res.val_loss),
+        rec_ypred=_ptr(res.ypred), rec_flat=_ptr(rec_flat),
+        **{k: _ptr(v) for k, v in ints.items()})
+    fn = lib.train_bees_f32 if dtype == np.float32 else lib.train_bees_f64
+
+    def run(lo: int, hi: int) -> int:  # ctypes lets go of the GIL for the call
+        if fn(ctypes.byref(spec), lo, hi) != 0:
+            raise MemoryError("the native kernel could not allocate its scratch memory")
+        return (hi - lo) * (group.epochs + 1)
+
+    step = max(1, int(SECONDS_PER_CALL / _bee_seconds(group)))
+    ranges = [(lo, min(n, lo + step)) for lo in range(0, n, step)]
+    workers = min(torch.get_num_threads(), len(ranges))  # plan.threads: 1 for small runs
+    with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        done = pool.map(run, *zip(*ranges)) if pool else (run(lo, hi) for lo, hi in ranges)
+        for bee_epochs in done:
+            if on_epochs is not None:
+                on_epochs(bee_epochs)
+    for i, ((ow, (a, b)), (ob, _)) in enumerate(zip(layout.entries[0::2], layout.entries[1::2])):
+        if "weights" in rec:
+            res.weights[i][...] = rec_flat[:, :, ow:ow + a * b].reshape(n, frames, a, b)
+        if "biases" in rec:
+            res.biases[i][...] = rec_flat[:, :, ob:ob + b]
+    bad = ~np.isfinite(res.loss)
+    res.diverged_epoch[:] = np.where(bad.any(axis=1), bad.argmax(axis=1), -1)
+
+
+def _bee_seconds(group: CellGroup) -> float:
+    """A rough cost of one bee's training here (about 1 ns per unit-point multiply-add)."""
+    net = group.network
+    per_epoch = len(group.data.x) * net.width * (net.in_dim + (net.depth - 1) * net.width + 1)
+    return max(1e-9, 1e-9 * per_epoch * (group.epochs + 1))

@@ -1,0 +1,195 @@
+"""The C kernel (engine/native.py, engine/_kernel.c): its tanh, every feature it covers against the
+torch loop, how a run chooses it, and what it refuses. Its equivalence with the plain per-bee
+torch reference, activation by optimizer, is in test_engine_equivalence.py."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from groups import make_group
+
+from swarmcli import config, grid, plan
+from swarmcli.engine import loop, native, parts
+from swarmcli.errors import SwarmError
+
+X = np.linspace(-3, 3, 41)
+Y = np.sin(X)
+
+
+def test_kernel_is_built():
+    assert native.kernel() is not None, "the C kernel was not built (setup.py, a C compiler)"
+
+
+def test_tanh_within_two_ulp_of_libm():
+    x = np.concatenate([np.linspace(-30, 30, 200_001), np.geomspace(1e-300, 1, 2001),
+                        -np.geomspace(1e-12, 0.7, 2001), [0.0, -0.0, 0.625, -0.625, 19.99, 20.0,
+                                                          20.01, np.inf, -np.inf]])
+    out = np.empty_like(x)
+    native.kernel().tanh_array(x.ctypes.data, out.ctypes.data, len(x))
+    ref = np.tanh(x)
+    ulp = np.abs(out - ref) / np.spacing(np.abs(ref))
+    assert ulp.max() <= 2, f"{ulp.max()} ulp at x={x[ulp.argmax()]!r}"
+    assert np.signbit(out[x == 0]).tolist() == np.signbit(x[x == 0]).tolist()
+    nan = np.array([np.nan])
+    native.kernel().tanh_array(nan.ctypes.data, out.ctypes.data, 1)
+    assert np.isnan(out[0])
+
+
+def both_paths(group: parts.CellGroup):
+    """The torch loop's result and the kernel's, for one group."""
+    torch_path = loop.train(replace(group, runtime=replace(group.runtime, native=False)))
+    kernel_group = replace(group, runtime=replace(group.runtime, native=True))
+    assert native.unsupported(kernel_group) is None
+    return torch_path, loop.train(kernel_group)
+
+
+def assert_same(a, b, tol=1e-10):
+    for name in ("loss", "val_loss", "ypred", "diverged_epoch", "stopped_epoch"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None) == (y is None), name
+        if x is not None:
+            np.testing.assert_allclose(y, x, rtol=tol, atol=tol, err_msg=name)
+    assert len(a.weights) == len(b.weights) and len(a.biases) == len(b.biases)
+    for x, y in zip(a.weights + a.biases, b.weights + b.biases):
+        np.testing.assert_allclose(y, x, rtol=tol, atol=tol, err_msg="weights/biases")
+
+
+# Features the kernel covers beyond activation x optimizer, pairwise: every pair of levels of
+# any two factors meets in some row (checked below).
+FACTORS = {
+    "loss": ["mse", "mae", "huber", "bce"],
+    "schedule": ["constant", "step", "cyclic", "cosine"],
+    "data": ["plain", "validation", "eval_grid", "2d"],
+    "extras": ["none", "penalties", "record_all", "lr_grid"],
+}
+
+
+def covering_rows():
+    levels = list(FACTORS.values())
+    # an orthogonal array OA(16, 4, 4, 2): rows (a, b, a+b, a+2b) over GF(4)
+    mul = [[0, 0, 0, 0], [0, 1, 2, 3], [0, 2, 3, 1], [0, 3, 1, 2]]
+    return [(levels[0][a], levels[1][b], levels[2][a ^ b], levels[3][a ^ mul[2][b]])
+            for a, b in itertools.product(range(4), range(4))]
+
+
+ROWS = covering_rows()
+
+
+def test_rows_cover_every_pair():
+    levels = list(FACTORS.values())
+    for i, j in itertools.combinations(range(4), 2):
+        seen = {(r[i], r[j]) for r in ROWS}
+        assert seen == set(itertools.product(levels[i], levels[j])), (i, j)
+
+
+def feature_group(loss, schedule, data, extras, dtype="float64"):
+    widths, acts = [2, 5, 5], ["relu", "tanh", "sigmoid"]
+    x, y, in_dim, data_kw = X, Y, 1, {}
+    if loss == "bce":
+        y = (Y > 0).astype(float)
+    if data == "validation":
+        data_kw["val_mask"] = np.arange(len(X)) % 4 == 0
+    elif data == "eval_grid":
+        data_kw["eval_x"] = np.linspace(-4, 4, 23)
+    elif data == "2d":
+        x, in_dim = np.stack([X, np.cos(3 * X)], axis=1), 2
+    sched = {"constant": parts.Schedule(),
+             "step": parts.Schedule("step", {"step_size": 5, "gamma": 0.5}),
+             "cyclic": parts.Schedule("cyclic", {"max_lr": 0.05, "step_size_up": 4}),
+             "cosine": parts.Schedule("cosine", {"t_max": 30, "eta_min": 0.001})}[schedule]
+    lrs = [0.01, 0.02, 0.005] if extras == "lr_grid" else [0.01] * 3
+    kw = {"loss": parts.Loss(loss, 0.3, *((0.001, 0.002) if extras == "penalties" else (0, 0)))}
+    record = ("ypred", "weights", "biases") if extras == "record_all" else ("ypred",)
+    return make_group(depth=2 if data == "plain" else 1, widths=widths, activation=acts,
+                      optimizer="sgd", hyper={"lr": lrs, "momentum": [0.9] * 3,
+                                              "dampening": [0.0] * 3, "weight_decay": [0.0] * 3},
+                      x=x, y=y, epochs=30, seed=4, bees=2, frames=range(0, 31, 3), dtype=dtype,
+                      record=record, network={"in_dim": in_dim}, data=data_kw, schedule=sched,
+                      **kw)
+
+
+@pytest.mark.parametrize(("loss", "schedule", "data", "extras"), ROWS)
+def test_kernel_matches_torch_loop(loss, schedule, data, extras):
+    """Losses, schedules, validation points, an evaluation grid, 2-D inputs, penalties, recorded
+    weights and biases, per-cell lr: the kernel equals the torch loop (itself held to the
+    per-bee reference) to 1e-10 in float64."""
+    assert_same(*both_paths(feature_group(loss, schedule, data, extras)))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+def test_kernel_matches_torch_loop_in_float32(optimizer):
+    hyper = {"sgd": {"lr": [0.01] * 2, "momentum": [0.9, 0.0], "dampening": [0.0] * 2,
+                     "weight_decay": [0.0, 0.01]},
+             "adam": {"lr": [0.01] * 2, "beta1": [0.9, 0.7], "beta2": [0.999] * 2,
+                      "eps": [1e-8] * 2, "weight_decay": [0.0, 0.01]}}
+    hyper["adamw"] = hyper["adam"]
+    group = make_group(depth=1, widths=[3, 10], activation=["tanhshrink", "relu"],
+                       optimizer=optimizer, hyper=hyper[optimizer], x=X, y=Y, epochs=20, seed=2,
+                       bees=3, frames=range(21), dtype="float32")
+    assert_same(*both_paths(group), tol=1e-5)
+
+
+def test_diverged_bee_freezes_as_in_torch():
+    """A bee whose loss overflows is frozen from that epoch: same loss record, same
+    diverged_epoch, same last predictions."""
+    group = make_group(depth=1, widths=[8, 8], activation="relu", optimizer="sgd",
+                       hyper={"lr": [0.01, 30.0], "momentum": [0.9] * 2, "dampening": [0.0] * 2,
+                              "weight_decay": [0.0] * 2},
+                       x=X, y=Y, epochs=40, seed=1, bees=2, frames=range(41),
+                       dtype="float64", record=("ypred", "weights"))
+    a, b = both_paths(group)
+    assert (a.diverged_epoch[2:] > 0).all() and (a.diverged_epoch[:2] == -1).all()
+    np.testing.assert_array_equal(b.diverged_epoch, a.diverged_epoch)
+    assert_same(a, b)
+
+
+def test_threads_split_bees_without_changing_results():
+    group = feature_group("mse", "constant", "plain", "none")
+    group = replace(group, bees=40, runtime=replace(group.runtime, native=True))
+    one = loop.train(group)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        native.SECONDS_PER_CALL, old = 1e-4, native.SECONDS_PER_CALL  # many small calls
+        two = loop.train(group)
+    finally:
+        torch.set_num_threads(before)
+        native.SECONDS_PER_CALL = old
+    for name in ("loss", "ypred"):
+        np.testing.assert_array_equal(getattr(two, name), getattr(one, name))
+
+
+def cells_group(*overrides):
+    cfg = config.compose(["train.epochs=3", "train.bees=2", *overrides])
+    _, cells = grid.expand(cfg)
+    return plan.cell_group(grid.groups(cells)[0])
+
+
+def test_runs_take_the_kernel_where_it_covers_them():
+    assert cells_group().runtime.native
+    assert cells_group("+sweep=width_activation").runtime.native
+    assert not cells_group("train.native=off").runtime.native
+    assert not cells_group("model.dropout=0.2").runtime.native
+    assert not cells_group("optim=rmsprop").runtime.native
+    assert not cells_group("train.batch_size=8").runtime.native
+    on = cells_group("train.native=on")
+    assert on.runtime.native and not on.runtime.compile
+
+
+def test_native_on_refuses_what_it_cannot_train():
+    with pytest.raises(SwarmError, match=r"train.native=on cannot train this run: optimizer "
+                                         r"rmsprop \(choices: auto, off\)"):
+        cells_group("train.native=on", "optim=rmsprop")
+
+
+def test_without_the_kernel_runs_train_in_torch(monkeypatch):
+    monkeypatch.setattr(native, "kernel", lambda: None)
+    group = cells_group()
+    assert not group.runtime.native
+    assert native.unsupported(group) == "the native kernel was not built"
+    with pytest.raises(SwarmError, match="native kernel was not built"):
+        cells_group("train.native=on")
