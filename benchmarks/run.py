@@ -62,14 +62,15 @@ CONTENDERS = {  # key -> label, in table order
     "per_bee": "per-bee loop",
     "torch_func": "torch.func",
     "autograd": "engine autograd",
-    "fused_eager": "engine fused, eager",  # train.compile=off (the default below ~2e10 work)
-    "fused_compiled": "engine fused, compiled",  # train.compile=on (the default above it)
+    "fused_eager": "engine fused, eager",  # train.native=off train.compile=off
+    "fused_compiled": "engine fused, compiled",  # train.native=off train.compile=on
+    "native": "engine native (default)",  # the C kernel: what train.native=auto picks here
 }
 BASELINES = ("per_bee", "torch_func", "autograd")  # each gets a "speed-up vs" column
-# Engine contenders: (use_autograd, compile); the autograd path is the engine's first version (it
-# never compiled). Compile time is not timed (warm-up), and reported apart.
-ENGINE = {"autograd": (True, False), "fused_eager": (False, False),
-          "fused_compiled": (False, True)}
+# Engine contenders: (use_autograd, compile, native); the autograd path is the engine's first
+# version (it never compiled). Compile time is not timed (warm-up), and reported apart.
+ENGINE = {"autograd": (True, False, False), "fused_eager": (False, False, False),
+          "fused_compiled": (False, True, False), "native": (False, False, True)}
 TOL64 = 1e-6  # final-loss agreement required of a float64 re-check
 
 
@@ -193,13 +194,13 @@ def contender(key: str, batches: list[CellGroup], bees_per_cell: int | None):
 
         return run_baseline
 
-    use_autograd, compiled = ENGINE[key]
+    use_autograd, compiled, native = ENGINE[key]
     sub = []
     for b in batches:
         if bees_per_cell and bees_per_cell < b.bees:
             b = dataclasses.replace(b, bees=bees_per_cell)
-        sub.append(dataclasses.replace(b, runtime=dataclasses.replace(b.runtime,
-                                                                      compile=compiled)))
+        sub.append(dataclasses.replace(b, runtime=dataclasses.replace(
+            b.runtime, compile=compiled, native=native)))
 
     def run_engine():
         out = Finals([], [])
@@ -574,7 +575,8 @@ def code_version() -> dict:
         except (OSError, subprocess.SubprocessError):
             return None
 
-    src = b"".join(p.read_bytes() for p in sorted((ROOT / "swarmcli" / "engine").glob("*.py")))
+    src = b"".join(p.read_bytes() for p in sorted((ROOT / "swarmcli" / "engine").glob("*.[pch]*"))
+                   if p.suffix in (".py", ".c", ".h"))
     return {"git_head": git("rev-parse", "HEAD"),
             "swarmcli_dirty": bool(git("status", "--porcelain", "swarmcli")),
             "engine_py_sha256": hashlib.sha256(src).hexdigest()[:16]}

@@ -79,6 +79,9 @@ static inline __attribute__((always_inline)) double tanh_v(double x) {
     case 2: { const int K = 2; __VA_ARGS__ } break; \
     default: { const int K = (code); __VA_ARGS__ } break; \
     }
+/* Whether an activation's derivative reads z (the others read only h = act(z)): where it does
+ * not, the forward pass of a first layer need not store z at all. */
+#define NEEDS_Z(K) ((K) == 2 || (K) >= 4)
 #define LOSS_DISPATCH(kind, ...) \
     switch (kind) { \
     case 0: { const int L = 0; __VA_ARGS__ } break; \

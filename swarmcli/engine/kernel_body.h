@@ -117,14 +117,16 @@ static inline __attribute__((always_inline)) void FN(forward)(const KernelSpec *
                     DISPATCH(code, {
                         for (int64_t p = 0; p < n; p++) {
                             REAL zz = w0 * x[p] + b, hh = FN(act)(K, zz, c);
-                            z[p] = zz; h[p] = hh; pred[p] += wo * hh;
+                            if (NEEDS_Z(K)) z[p] = zz;
+                            h[p] = hh; pred[p] += wo * hh;
                         }
                     });
                 } else {
                     DISPATCH(code, {
                         for (int64_t p = 0; p < n; p++) {
                             REAL zz = w0 * x[p] + b;
-                            z[p] = zz; h[p] = FN(act)(K, zz, c);
+                            if (NEEDS_Z(K)) z[p] = zz;
+                            h[p] = FN(act)(K, zz, c);
                         }
                     });
                 }

@@ -64,7 +64,8 @@ def compiled_epoch():
 
 def train(group: CellGroup, *, use_autograd: bool = False, chunk_bees: int | None = None,
           on_epochs=None, dropout_masks=None) -> GroupResult:
-    """Train every bee of the group; return per-bee recordings as numpy arrays.
+    """Train every bee of the group; return per-bee recordings as numpy arrays. A group marked
+    `runtime.native` (plan.use_native) trains in the C kernel instead (engine/native.py).
 
     `use_autograd` takes the reference gradient where the hand-derived one would apply (tests,
     benchmarks); `on_epochs(n)` is called as training advances by n bee-epochs (a progress
