@@ -252,7 +252,8 @@ def check_contender(key: str, batches: list[CellGroup], ref: Finals, got: Finals
     check["ok"] = n_bad == 0
     if n_bad and n_bad <= max(1, 0.05 * check["bees_compared"]):
         n = 1 + max(int(r % b.bees) for b, rows in zip(batches, bad) for r in rows)
-        b64 = [dataclasses.replace(b, dtype="float64") for b in batches]
+        b64 = [dataclasses.replace(b, runtime=dataclasses.replace(b.runtime, dtype="float64"))
+               for b in batches]
         recheck, _ = compare_finals(contender("per_bee", b64, n)(), contender(key, b64, n)(),
                                     TOL64)
         check["float64_recheck"] = recheck
