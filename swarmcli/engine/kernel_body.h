@@ -108,7 +108,24 @@ static inline __attribute__((always_inline)) void FN(forward)(const KernelSpec *
         const int64_t ins = layer == 0 ? nin : units;
         const int fuse_out = layer == last - 1;  /* the output layer's sum in the same pass */
         const REAL *wout = w + k->off[last];
-        for (int64_t j = 0; j < units; j++) {
+        int64_t j0 = 0;
+        if (layer == 0 && nin == 1 && fuse_out) {  /* units two at a time: x and pred loaded once */
+            for (; j0 + 1 < units; j0 += 2) {
+                REAL *za = Z(0, j0), *zb = Z(0, j0 + 1), *ha = H(0, j0), *hb = H(0, j0 + 1);
+                const REAL wa = w[o + j0], wb = w[o + j0 + 1], woa = wout[j0], wob = wout[j0 + 1];
+                const REAL ba = w[o + nout + j0], bb = w[o + nout + j0 + 1];
+                DISPATCH(code, {
+                    for (int64_t p = 0; p < n; p++) {
+                        REAL zza = wa * x[p] + ba, zzb = wb * x[p] + bb;
+                        REAL hha = FN(act)(K, zza, c), hhb = FN(act)(K, zzb, c);
+                        if (NEEDS_Z(K)) { za[p] = zza; zb[p] = zzb; }
+                        ha[p] = hha; hb[p] = hhb;
+                        pred[p] += woa * hha + wob * hhb;
+                    }
+                });
+            }
+        }
+        for (int64_t j = j0; j < units; j++) {
             REAL *z = Z(layer, j), *h = H(layer, j);
             const REAL b = w[o + nin * nout + j], wo = fuse_out ? wout[j] : 0;
             if (layer == 0 && nin == 1) {
@@ -169,7 +186,31 @@ static inline __attribute__((always_inline)) void FN(backward)(const KernelSpec 
     grad[ol + k->fi[last]] = total;
     const int64_t o0 = k->off[last - 1], nin0 = k->fi[last - 1], nout0 = k->fo[last - 1];
     const int one_layer = last == 1 && nin0 == 1;
-    for (int64_t i = 0; i < units; i++) {  /* output layer (fan_out 1) and the last hidden one */
+    int64_t i0 = 0;
+    if (one_layer) {  /* one hidden layer on 1-D inputs, units two at a time: six sums in flight */
+        for (; i0 + 1 < units; i0 += 2) {
+            const REAL *ha = H(0, i0), *hb = H(0, i0 + 1), *za = Z(0, i0), *zb = Z(0, i0 + 1);
+            const REAL wa = w[ol + i0], wb = w[ol + i0 + 1];
+            REAL acca = 0, accb = 0, biasa = 0, biasb = 0, wta = 0, wtb = 0;
+            DISPATCH(code, {
+_Pragma("omp simd reduction(+:acca, accb, biasa, biasb, wta, wtb)")
+                for (int64_t p = 0; p < n; p++) {
+                    const REAL gp = g0[p], xp = x[p];
+                    REAL ga = FN(dact)(K, wa * gp, za[p], ha[p], c);
+                    REAL gb = FN(dact)(K, wb * gp, zb[p], hb[p], c);
+                    acca += ha[p] * gp; accb += hb[p] * gp;
+                    biasa += ga; biasb += gb; wta += ga * xp; wtb += gb * xp;
+                }
+            });
+            grad[ol + i0] = acca;
+            grad[ol + i0 + 1] = accb;
+            grad[o0 + nout0 + i0] = biasa;
+            grad[o0 + nout0 + i0 + 1] = biasb;
+            grad[o0 + i0] = wta;
+            grad[o0 + i0 + 1] = wtb;
+        }
+    }
+    for (int64_t i = i0; i < units; i++) {  /* output layer (fan_out 1) and the last hidden one */
         const REAL *h = H(last - 1, i), *z = Z(last - 1, i);
         const REAL wi = w[ol + i];
         REAL *gi = ROW(gh, i);
