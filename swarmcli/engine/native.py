@@ -12,7 +12,6 @@ reference the tests hold this path to.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import importlib.util
@@ -202,11 +201,15 @@ def train(group: CellGroup, res, on_epochs=None) -> None:
     step = max(1, int(SECONDS_PER_CALL / _bee_seconds(group)))
     ranges = [(lo, min(n, lo + step)) for lo in range(0, n, step)]
     workers = min(torch.get_num_threads(), len(ranges))  # plan.threads: 1 for small runs
-    with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+    pool = ThreadPoolExecutor(workers) if workers > 1 else None
+    try:
         done = pool.map(run, *zip(*ranges)) if pool else (run(lo, hi) for lo, hi in ranges)
         for bee_epochs in done:
             if on_epochs is not None:
                 on_epochs(bee_epochs)
+    finally:  # on Ctrl-C, the calls under way finish (a fraction of a second); no more start
+        if pool:
+            pool.shutdown(wait=True, cancel_futures=True)
     for i, ((ow, (a, b)), (ob, _)) in enumerate(zip(layout.entries[0::2], layout.entries[1::2])):
         if "weights" in rec:
             res.weights[i][...] = rec_flat[:, :, ow:ow + a * b].reshape(n, frames, a, b)
