@@ -55,6 +55,22 @@ def check_render(cfg) -> None:
                                  f"{' and '.join(missing)} (now {list(cfg.train.record)})")
 
 
+NAMED_GROUPS = ("optim", "target")  # config groups whose options set the group's `name`
+
+
+def overridden_group(group: str, overrides: list[str], task) -> str | None:
+    """Why a group choice on the command line (`optim=adam`) did not take, or None. A sweep
+    that writes the group's keys (`optim: {name: sgd, ...}`) is merged after the group's option,
+    so its name wins; training it would silently ignore what the user asked for."""
+    for o in overrides:
+        key, sep, value = o.partition("=")
+        if sep and key == group and value and value != task[group].get("name", value):
+            return (f"{group}={value} is replaced by the sweep's {group}.name="
+                    f"{task[group].name}; give {group}.name={value} instead (after the sweep's "
+                    f"settings, as any key)")
+    return None
+
+
 def check(cfg) -> None:
     """Everything `swarm run` refuses before training: runner.prepare's config, sweep and memory
     checks, the render keys, and the trackers' packages."""
@@ -69,6 +85,9 @@ class PreFlight(Callback):
         with open_dict(task):
             del task["hydra"]
         try:
+            for group in NAMED_GROUPS:
+                if why := overridden_group(group, list(config.hydra.overrides.task), task):
+                    raise SwarmError(why)
             check(task)
         except SwarmError as e:
             raise Refused(e) from e

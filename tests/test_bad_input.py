@@ -214,6 +214,11 @@ def test_a_good_config_passes_the_same_checks():
     (["render.what=[movie]"], "render.what='movie' is not one of"),
     (["optim.lr=fast"], "optim.lr"),
     (["+sweep=nope"], "Could not find 'sweep/nope'"),
+    # a sweep that sets optim (or target) wins over a group choice: refused, not trained silently
+    (["+sweep=width_activation", "optim=adam"],
+     "optim=adam is replaced by the sweep's optim.name=sgd; give optim.name=adam"),
+    (["target=cos", "+sweep=width_activation"],
+     "target=cos is replaced by the sweep's target.name=sin; give target.name=cos"),
 ])
 def test_cli_exits_2_with_one_line_and_makes_no_run_dir(overrides, message, tmp_path, capsys):
     run_dir = tmp_path / "outputs" / "run"
@@ -223,6 +228,13 @@ def test_cli_exits_2_with_one_line_and_makes_no_run_dir(overrides, message, tmp_
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("swarm: error: ") and message in err[0], err
     assert not (tmp_path / "outputs").exists()
+
+
+def test_group_choices_a_sweep_keeps_are_accepted():
+    assert preflight.overridden_group("optim", ["+sweep=width_activation", "optim=sgd"],
+                                      compose_config(["+sweep=width_activation"])) is None
+    assert preflight.overridden_group("optim", ["optim=adam"], compose_config(["optim=adam"])) \
+        is None
 
 
 def test_a_real_process_refuses_and_leaves_no_outputs_dir(tmp_path):
