@@ -2,6 +2,7 @@
 
     python benchmarks/floor.py            # the "full" entry of benchmarks/results.json
     python benchmarks/floor.py --quick
+    python benchmarks/floor.py --measure  # W4's shape: the kernel and sgemm, interleaved
 
 The floor is the workload's arithmetic (multiply-adds of every bee's forward and backward pass
 at its own width, the loss, the optimizer step) divided by the fastest float32 arithmetic one
@@ -57,11 +58,39 @@ def peak_flops(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best
 
 
+def measure_w4(bees: int = 10_000, rounds: int = 3) -> None:
+    """The kernel on W4's shape (1x20 ReLU, 101 points, 400 epochs, loss only) and one core's
+    sgemm peak, alternately: this machine's speed drifts between minutes, and a ratio of two
+    numbers taken minutes apart carries that drift."""
+    from swarmcli.engine import loop, native
+
+    torch.set_num_threads(1)
+    group = run.product_batches(run.w4_overrides(bees=bees, epochs=400))[0]
+    flops = group.total_bees * (group.epochs + 1) * bee_epoch_flops(
+        1, group.network.width, 1, len(group.data.x), group.optimizer.name)
+    best_kernel, best_peak = float("inf"), 0.0
+    for _ in range(rounds):
+        best_peak = max(best_peak, peak_flops(repeats=3))
+        res = loop.empty_result(group, loop.Layout.of(group))
+        t0 = time.perf_counter()
+        native.train(group, res)
+        best_kernel = min(best_kernel, time.perf_counter() - t0)
+    floor = flops / best_peak
+    per = best_kernel / (group.total_bees * (group.epochs + 1)) * 1e6
+    print(f"W4 shape, {bees} bees x 400 epochs: kernel {best_kernel:.2f} s ({per:.2f} us per "
+          f"bee-epoch), floor {floor:.2f} s at {best_peak / 1e9:.1f} GFLOP/s: "
+          f"{best_kernel / floor:.1f}x the floor")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--measure", action="store_true")
     ap.add_argument("--results", default=str(HERE / "results.json"))
     args = ap.parse_args(argv)
+    if args.measure:
+        measure_w4()
+        return 0
     entry = json.loads(Path(args.results).read_text())["quick" if args.quick else "full"]
     peak = peak_flops()
     print(f"one core's float32 peak (sgemm): {peak / 1e9:.1f} GFLOP/s")

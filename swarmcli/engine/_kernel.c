@@ -25,11 +25,13 @@ enum { H_MOM, H_WD, H_DAMP1, H_B1C, H_B2, H_B2C, H_EPS, H_COUNT };
 /* What native.train passes (ctypes.Structure KernelSpec mirrors it field for field). */
 typedef struct {
     int64_t n, n_ex, size, layers, epochs, frames, n_rows;
+    int64_t n_real, n_rec;               /* points before padding: trained on, recorded */
     int64_t loss_kind, opt, use_mom, nesterov, use_wd, same_eval;
     const int64_t *fi, *fo, *off;        /* per layer: fan-in, fan-out, offset of W in a row */
     const int64_t *widths, *acts, *row;  /* per bee: own width, activation code, coef row */
     const int64_t *frame_of;             /* per epoch: frame index, or -1 */
-    const void *x, *y, *tw, *ex;         /* x [in_dim, n], y [n], train weights [n], ex [in_dim, n_ex] */
+    const void *x, *y, *tw, *ex;         /* x [in_dim, n], y [n], train weights [n], ex [in_dim, n_ex];
+                                          * n and n_ex padded with zero inputs to whole vectors */
     const void *c, *hyp, *coef;          /* constants, hyp [bees, H_COUNT], coef [epochs, rows, 3] */
     void *flat;                          /* [bees, size] parameters, trained in place */
     void *rec_loss, *rec_val, *rec_ypred, *rec_flat;  /* NULL: not recorded */

@@ -327,6 +327,7 @@ static inline __attribute__((always_inline)) void FN(step)(const KernelSpec *k, 
  * loss is not finite is frozen from then on. Returns 0, or -1 when scratch memory ran out. */
 int FN(train_bees)(const KernelSpec *k, int64_t lo, int64_t hi) {
     const int64_t width = k->fo[0], n = k->n, n_ex = k->n_ex, size = k->size;
+    const int64_t n_real = k->n_real, n_rec = k->n_rec;
     const int64_t pts = n > n_ex ? n : n_ex, hidden = k->layers - 1;
     const REAL *c = (const REAL *)k->c, *x = (const REAL *)k->x, *y = (const REAL *)k->y;
     const REAL *tw = (const REAL *)k->tw, *ex = (const REAL *)k->ex;
@@ -364,9 +365,10 @@ int FN(train_bees)(const KernelSpec *k, int64_t lo, int64_t hi) {
                 REAL train = 0, held = 0;
                 REAL *g0 = s->gz;
                 const REAL *pred = s->pred;
+                for (int64_t p = n_real; p < n; p++) g0[p] = 0;  /* padding: no gradient */
                 LOSS_DISPATCH(k->loss_kind, {
 _Pragma("omp simd reduction(+:train, held)")
-                    for (int64_t p = 0; p < n; p++) {
+                    for (int64_t p = 0; p < n_real; p++) {
                         REAL d, pl = FN(loss)(L, pred[p], y[p], &d, c);
                         train += pl * tw[p];
                         held += pl * (one - tw[p]);
@@ -387,7 +389,7 @@ _Pragma("omp simd reduction(+:train, held)")
             if (f < 0) continue;
             if (rec_y) {
                 if (!k->same_eval) FN(forward)(k, w, ex, n_ex, n_ex, units, code, s, c);
-                memcpy(rec_y + (b * frames + f) * n_ex, s->pred, (size_t)n_ex * sizeof(REAL));
+                memcpy(rec_y + (b * frames + f) * n_rec, s->pred, (size_t)n_rec * sizeof(REAL));
             }
             if (rec_flat) memcpy(rec_flat + (b * frames + f) * size, w, (size_t)size * sizeof(REAL));
         }

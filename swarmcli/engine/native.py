@@ -35,8 +35,8 @@ class KernelSpec(ctypes.Structure):
     """_kernel.c's KernelSpec, field for field."""
 
     _fields_ = ([(k, _I64) for k in ("n", "n_ex", "size", "layers", "epochs", "frames", "n_rows",
-                                     "loss_kind", "opt", "use_mom", "nesterov", "use_wd",
-                                     "same_eval")]
+                                     "n_real", "n_rec", "loss_kind", "opt", "use_mom",
+                                     "nesterov", "use_wd", "same_eval")]
                 + [(k, _PTR) for k in ("fi", "fo", "off", "widths", "acts", "row", "frame_of",
                                        "x", "y", "tw", "ex", "c", "hyp", "coef", "flat",
                                        "rec_loss", "rec_val", "rec_ypred", "rec_flat")])
@@ -78,9 +78,19 @@ def unsupported(group: CellGroup) -> str | None:
     return None if kernel() is not None else "the native kernel was not built"
 
 
-def _rows(x) -> np.ndarray:
+# Points are padded with zero inputs to a whole number of vectors (8 lanes): the kernel's loops
+# over points then never run their scalar remainder, which for 101 points was 5 of every 17
+# iterations. Padded points get no gradient (dloss/dpred is 0 there) and are never recorded.
+PAD = 8
+
+
+def _rows(x, dtype) -> np.ndarray:
+    """Points as [in_dim, points] rows, zero-padded to a multiple of PAD."""
     x = np.asarray(x, dtype=np.float64)
-    return (x.reshape(-1, 1) if x.ndim == 1 else x).T
+    x = (x.reshape(-1, 1) if x.ndim == 1 else x).T
+    out = np.zeros((x.shape[0], -(-x.shape[1] // PAD) * PAD), dtype=dtype)
+    out[:, :x.shape[1]] = x
+    return out
 
 
 def _hyper_rows(group: CellGroup):
@@ -165,14 +175,17 @@ def train(group: CellGroup, res, on_epochs=None) -> None:
             "widths": np.repeat(net.widths, group.bees),
             "acts": np.repeat([ACTIVATION_CODES[a] for a in net.activations], group.bees)}
     ints = {k: np.ascontiguousarray(v, dtype=np.int64) for k, v in ints.items()}
-    x = np.ascontiguousarray(_rows(data.x), dtype=dtype)
+    x = _rows(data.x, dtype)
     same_eval = data.eval_x is None
-    ex = x if same_eval else np.ascontiguousarray(_rows(data.eval_x), dtype=dtype)
-    y = np.ascontiguousarray(np.asarray(data.y).reshape(-1), dtype=dtype)
+    ex = x if same_eval else _rows(data.eval_x, dtype)
+    n_real = len(data.y)
+    y = np.zeros(x.shape[1], dtype=dtype)
+    y[:n_real] = np.asarray(data.y).reshape(-1)
     val = data.val_mask
-    tw = np.ones(len(y), dtype=dtype) if val is None else (~val).astype(dtype)
-    n_train = len(y) if val is None else int((~val).sum())
-    c = constants(group, n_train, len(y) - n_train, dtype)
+    tw = np.zeros(x.shape[1], dtype=dtype)
+    tw[:n_real] = 1.0 if val is None else ~val
+    n_train = n_real if val is None else int((~val).sum())
+    c = constants(group, n_train, n_real - n_train, dtype)
     coef, row, hyp, flags = coefficients(group, dtype)
     frame_of = np.full(group.epochs + 1, -1, dtype=np.int64)
     frame_of[list(group.recording.frames)] = np.arange(len(group.recording.frames))
@@ -183,8 +196,9 @@ def train(group: CellGroup, res, on_epochs=None) -> None:
     for a in (res.loss, res.val_loss, res.ypred):
         assert a is None or (a.flags.c_contiguous and a.dtype == dtype)
     spec = KernelSpec(
-        n=len(y), n_ex=ex.shape[1], size=layout.size, layers=len(shapes), epochs=group.epochs,
-        frames=frames, n_rows=coef.shape[1], loss_kind=KERNEL_LOSSES[group.loss.kind],
+        n=x.shape[1], n_ex=ex.shape[1], n_real=n_real, n_rec=data.n_eval, size=layout.size,
+        layers=len(shapes), epochs=group.epochs, frames=frames, n_rows=coef.shape[1],
+        loss_kind=KERNEL_LOSSES[group.loss.kind],
         opt=KERNEL_OPTIMIZERS[group.optimizer.name], use_mom=int(flags[0]), nesterov=int(flags[1]),
         use_wd=int(flags[2]), same_eval=int(same_eval), row=_ptr(row), frame_of=_ptr(frame_of),
         x=_ptr(x), y=_ptr(y), tw=_ptr(tw), ex=_ptr(ex), c=_ptr(c), hyp=_ptr(hyp),
