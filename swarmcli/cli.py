@@ -56,6 +56,7 @@ def hydra_run(cfg: DictConfig) -> float:
     logging.captureWarnings(True)  # warnings into swarm.log too
     try:
         preflight.check_render(cfg)  # a multirun job has had no pre-flight
+        preflight.check_group_choices(cfg, hc.overrides.task)
         with loggers.session(cfg, run_dir, out=out) as tracker:  # logger=...: trackers
             summary = runner.run(cfg, run_dir, out=out, tracker=tracker)
             _render_after_run(cfg, run_dir, out)

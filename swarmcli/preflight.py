@@ -71,6 +71,13 @@ def overridden_group(group: str, overrides: list[str], task) -> str | None:
     return None
 
 
+def check_group_choices(task, overrides) -> None:
+    """Refuse the first group choice on the command line that the config replaced."""
+    for group in NAMED_GROUPS:
+        if why := overridden_group(group, list(overrides), task):
+            raise SwarmError(why)
+
+
 def check(cfg) -> None:
     """Everything `swarm run` refuses before training: runner.prepare's config, sweep and memory
     checks, the render keys, and the trackers' packages."""
@@ -85,9 +92,7 @@ class PreFlight(Callback):
         with open_dict(task):
             del task["hydra"]
         try:
-            for group in NAMED_GROUPS:
-                if why := overridden_group(group, list(config.hydra.overrides.task), task):
-                    raise SwarmError(why)
+            check_group_choices(task, config.hydra.overrides.task)
             check(task)
         except SwarmError as e:
             raise Refused(e) from e

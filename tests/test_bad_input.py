@@ -18,6 +18,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf, open_dict
 
 from swarmcli import cli, preflight
+from swarmcli.errors import SwarmError
 
 BAD = [
     # target
@@ -235,6 +236,13 @@ def test_group_choices_a_sweep_keeps_are_accepted():
                                       compose_config(["+sweep=width_activation"])) is None
     assert preflight.overridden_group("optim", ["optim=adam"], compose_config(["optim=adam"])) \
         is None
+
+
+def test_each_multirun_job_checks_group_choices_too():
+    """A multirun job has no pre-flight; the job itself refuses (cli.hydra_run)."""
+    cfg = compose_config(["+sweep=width_activation", "optim=adam"])
+    with pytest.raises(SwarmError, match="optim=adam is replaced by the sweep's optim.name=sgd"):
+        preflight.check_group_choices(cfg, ["+sweep=width_activation", "optim=adam"])
 
 
 def test_a_real_process_refuses_and_leaves_no_outputs_dir(tmp_path):
