@@ -150,7 +150,8 @@ def coefficients(group: CellGroup, dtype) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def constants(group: CellGroup, n_train: int, n_val: int, dtype) -> np.ndarray:
-    """The kernel's scalar constants (`kernel.C_*`) in the run's dtype."""
+    """The kernel's scalar constants (the C_* enum of _kernel.c, in its order) in the run's
+    dtype."""
     s = 1.0 / n_train
     return np.array([1.0, 0.5, 0.0, group.network.leaky_slope, group.loss.huber_delta, 20.0,
                      0.7071067811865476, 0.3989422804014327, group.loss.l1, group.loss.l2,
