@@ -19,8 +19,8 @@
 /* c[...]: constants in the run's dtype (native.constants writes them in this order) */
 enum { C_ONE, C_HALF, C_ZERO, C_SLOPE, C_DELTA, C_TWENTY, C_SQRT1_2, C_INV_SQRT_2PI, C_L1, C_L2,
        C_S, C_2S, C_NTRAIN, C_NVAL };
-/* hyp[bee, ...]: per-bee hyper-parameters in the run's dtype */
-enum { H_MOM, H_WD, H_DAMP1, H_B1C, H_B2, H_B2C, H_EPS, H_COUNT };
+/* hyp[row, ...]: each distinct hyper-parameter row's values in the run's dtype */
+enum { H_MOM, H_WD, H_B1C, H_B2, H_B2C, H_EPS, H_COUNT };
 
 /* What native.train passes (ctypes.Structure KernelSpec mirrors it field for field). */
 typedef struct {
@@ -32,7 +32,7 @@ typedef struct {
     const int64_t *frame_of;             /* per epoch: frame index, or -1 */
     const void *x, *y, *tw, *ex;         /* x [in_dim, n], y [n], train weights [n], ex [in_dim, n_ex];
                                           * n and n_ex padded with zero inputs to whole vectors */
-    const void *c, *hyp, *coef;          /* constants, hyp [bees, H_COUNT], coef [epochs, rows, 3] */
+    const void *c, *hyp, *coef;          /* constants, hyp [rows, H_COUNT], coef [epochs, rows, 3] */
     void *flat;                          /* [bees, size] parameters, trained in place */
     void *rec_loss, *rec_val, *rec_ypred, *rec_flat;  /* NULL: not recorded */
 } KernelSpec;

@@ -353,7 +353,7 @@ int FN(train_bees)(const KernelSpec *k, int64_t lo, int64_t hi) {
         REAL *w = flat + b * size;
         const int64_t units = k->widths[b];
         const int code = (int)k->acts[b];
-        const REAL *hp = hyp + b * H_COUNT;
+        const REAL *hp = hyp + k->row[b] * H_COUNT;
         memset(s->grad, 0, 3 * (size_t)size * sizeof(REAL));
         int alive = 1;
         REAL loss = zero, val = zero;

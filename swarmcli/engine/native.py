@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from swarmcli import optim
+from swarmcli.engine import runtime
 from swarmcli.engine.layout import Layout, initial_flat
 from swarmcli.engine.parts import CellGroup
 
@@ -66,13 +68,13 @@ def unsupported(group: CellGroup) -> str | None:
         (group.stopping.patience is not None, "early stopping"),
         (opt.name not in KERNEL_OPTIMIZERS, f"optimizer {opt.name}"),
         (group.loss.kind not in KERNEL_LOSSES, f"loss {group.loss.kind}"),
-        (group.runtime.device not in ("cpu", "auto"), f"device {group.runtime.device}"),
+        (group.runtime.device == "cuda", "device cuda"),
+        (group.runtime.device == "auto" and runtime.resolve_device("auto") != "cpu",
+         "a GPU is available"),
     ]
     for bad, why in reasons:
         if bad:
             return why
-    if group.runtime.device == "auto" and torch.cuda.is_available():
-        return "a GPU is available"
     if group.network.depth < 1:
         return "no hidden layer"
     return None if kernel() is not None else "the native kernel was not built"
@@ -115,7 +117,7 @@ def _lr_table(group: CellGroup, base_lr: np.ndarray) -> np.ndarray:
 
 
 def coefficients(group: CellGroup, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(coef [epochs, rows, 3], per-bee row, per-bee hyper [bees, 7], flags [3]) in the run's
+    """(coef [epochs, rows, 3], each bee's row, hyper [rows, 6], flags [3]) in the run's
     dtype: each step's factors as `optim`'s coefficients() returns them, in the same Python
     float arithmetic (`beta ** t` as Python's pow), then cast as torch casts a Python float."""
     names, rows, per_bee = _hyper_rows(group)
@@ -123,12 +125,12 @@ def coefficients(group: CellGroup, dtype) -> tuple[np.ndarray, np.ndarray, np.nd
     lr = _lr_table(group, h["lr"])
     epochs, n_rows = group.epochs, len(rows)
     coef = np.zeros((epochs, n_rows, 3), dtype=np.float64)
-    hyp = np.zeros((n_rows, 7), dtype=np.float64)
+    hyp = np.zeros((n_rows, 6), dtype=np.float64)  # _kernel.c's H_* order
     wd = h["weight_decay"]
     if group.optimizer.name == "sgd":
         mom = h["momentum"]
         damp = np.where(mom != 0, h["dampening"], 0.0)
-        hyp[:, 0], hyp[:, 1], hyp[:, 2] = mom, wd, 1 - damp
+        hyp[:, 0], hyp[:, 1] = mom, wd
         coef[:, :, 0] = -lr
         coef[:, :, 1], coef[:, :, 2] = mom.astype(dtype), (1 - damp).astype(dtype)
         if epochs:
@@ -136,16 +138,17 @@ def coefficients(group: CellGroup, dtype) -> tuple[np.ndarray, np.ndarray, np.nd
         flags = [bool((mom != 0).any()), bool(group.optimizer.flags.get("nesterov", False))]
     else:
         b1, b2 = h["beta1"], h["beta2"]
-        hyp[:, 1], hyp[:, 3], hyp[:, 4], hyp[:, 5], hyp[:, 6] = wd, 1 - b1, b2, 1 - b2, h["eps"]
+        hyp[:, 1], hyp[:, 2], hyp[:, 3], hyp[:, 4], hyp[:, 5] = wd, 1 - b1, b2, 1 - b2, h["eps"]
         for r in range(n_rows):
             beta1, beta2 = float(b1[r]), float(b2[r])
-            bc1 = np.array([1 - beta1 ** float(t) for t in range(1, epochs + 1)])
+            steps = [float(t) for t in range(1, epochs + 1)]
+            bc1 = np.array([optim.bias_correction(t, beta1) for t in steps])
             coef[:, r, 0] = -(lr[:, r] / bc1).astype(dtype)
-            coef[:, r, 1] = [(1 - beta2 ** float(t)) ** 0.5 for t in range(1, epochs + 1)]
+            coef[:, r, 1] = [optim.bias_correction(t, beta2) ** 0.5 for t in steps]
             coef[:, r, 2] = 1 - lr[:, r] * wd[r]
         flags = [False, False]
     flags.append(bool((wd != 0).any()))
-    return (coef.astype(dtype), per_bee.astype(np.int64), hyp[per_bee].astype(dtype),
+    return (coef.astype(dtype), per_bee.astype(np.int64), hyp.astype(dtype),
             np.array(flags, dtype=np.bool_))
 
 
