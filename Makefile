@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test bench gallery clean
 
-$(BIN)/swarm: pyproject.toml setup.py swarmcli/engine/_kernel.c swarmcli/engine/kernel_body.h
+$(BIN)/swarm: pyproject.toml setup.py swarmcli/engine/_kernel.c swarmcli/engine/kernel_body.h swarmcli/engine/kernel_lanes.h
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[test,cluster,optuna,parquet,tensorboard,mlflow,wandb]"

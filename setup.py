@@ -8,10 +8,12 @@ import os
 
 from setuptools import Extension, setup
 
-flags = ["-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-std=c11"]
+flags = ["-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-std=c11",
+         "-ffp-contract=fast"]
 if not os.environ.get("SWARM_PORTABLE_BUILD"):
     flags.append("-march=native")
 
 setup(ext_modules=[Extension(
     "swarmcli.engine._kernel", ["swarmcli/engine/_kernel.c"],
-    depends=["swarmcli/engine/kernel_body.h"], extra_compile_args=flags, optional=True)])
+    depends=["swarmcli/engine/kernel_body.h", "swarmcli/engine/kernel_lanes.h"],
+    extra_compile_args=flags, optional=True)])

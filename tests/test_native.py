@@ -112,16 +112,40 @@ def feature_group(loss, schedule, data, extras, dtype="float64"):
                       **kw)
 
 
+@pytest.fixture(params=["lanes", "per_bee"])
+def kernel_path(request, monkeypatch):
+    """Every bee of a one-hidden-layer group through the lane kernel, or every bee one by one."""
+    monkeypatch.setattr(native, "MIN_LANE_FILL", 0.0 if request.param == "lanes" else 2.0)
+    return request.param
+
+
 @pytest.mark.parametrize(("loss", "schedule", "data", "extras"), ROWS)
-def test_kernel_matches_torch_loop(loss, schedule, data, extras):
+def test_kernel_matches_torch_loop(loss, schedule, data, extras, kernel_path):
     """Losses, schedules, validation points, an evaluation grid, 2-D inputs, penalties, recorded
     weights and biases, per-cell lr: the kernel equals the torch loop (itself held to the
     per-bee reference) to 1e-10 in float64."""
-    assert_same(*both_paths(feature_group(loss, schedule, data, extras)))
+    group = feature_group(loss, schedule, data, extras)
+    lanes, _ = native.lane_plan(group, np.float64)
+    assert len(lanes) == (3 if kernel_path == "lanes" and data != "plain" else 0)
+    assert_same(*both_paths(group))
+
+
+def test_lane_plan_covers_each_bee_once_in_blocks_of_one_shape():
+    group = make_group(depth=1, widths=[4, 4, 7, 4], activation=["relu", "relu", "relu", "tanh"],
+                       optimizer="sgd", hyper={"lr": [0.01] * 4}, x=X, y=Y, epochs=1, seed=0,
+                       bees=9, dtype="float32")
+    blocks, singles = native.lane_plan(group, np.float32)
+    assert blocks.shape == (3, 16)  # 16 of the 18 (4, relu) bees; 9 + 7 empty lanes; 9 + 7
+    assert sorted([*blocks[blocks >= 0], *singles]) == list(range(36))
+    shape = np.repeat([0, 0, 1, 2], 9)
+    for block in blocks:
+        real = block[block >= 0]
+        assert len(set(shape[real])) == 1 and (block[len(real):] == -1).all()
+    assert list(singles) == [16, 17]  # 2 bees: under a quarter of 16 lanes, one by one
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
-def test_kernel_matches_torch_loop_in_float32(optimizer):
+def test_kernel_matches_torch_loop_in_float32(optimizer, kernel_path):
     hyper = {"sgd": {"lr": [0.01] * 2, "momentum": [0.9, 0.0], "dampening": [0.0] * 2,
                      "weight_decay": [0.0, 0.01]},
              "adam": {"lr": [0.01] * 2, "beta1": [0.9, 0.7], "beta2": [0.999] * 2,
@@ -133,7 +157,7 @@ def test_kernel_matches_torch_loop_in_float32(optimizer):
     assert_same(*both_paths(group), tol=1e-5)
 
 
-def test_diverged_bee_freezes_as_in_torch():
+def test_diverged_bee_freezes_as_in_torch(kernel_path):
     """A bee whose loss overflows is frozen from that epoch: same loss record, same
     diverged_epoch, same last predictions."""
     group = make_group(depth=1, widths=[8, 8], activation="relu", optimizer="sgd",
@@ -147,8 +171,9 @@ def test_diverged_bee_freezes_as_in_torch():
     assert_same(a, b)
 
 
-def test_threads_split_bees_without_changing_results():
-    group = feature_group("mse", "constant", "plain", "none")
+@pytest.mark.parametrize("data", ["plain", "validation"])  # per-bee kernel, lane kernel
+def test_threads_split_bees_without_changing_results(data):
+    group = feature_group("mse", "constant", data, "none")
     group = replace(group, bees=40, runtime=replace(group.runtime, native=True))
     one = loop.train(group)
     before = torch.get_num_threads()

@@ -30,6 +30,8 @@ typedef struct {
     const int64_t *fi, *fo, *off;        /* per layer: fan-in, fan-out, offset of W in a row */
     const int64_t *widths, *acts, *row;  /* per bee: own width, activation code, coef row */
     const int64_t *frame_of;             /* per epoch: frame index, or -1 */
+    const int64_t *bees;                 /* the bees train_bees trains, in order */
+    const int64_t *blocks;               /* [blocks, lanes]: the bees train_lanes trains */
     const void *x, *y, *tw, *ex;         /* x [in_dim, n], y [n], train weights [n], ex [in_dim, n_ex];
                                           * n and n_ex padded with zero inputs to whole vectors */
     const void *c, *hyp, *coef;          /* constants, hyp [rows, H_COUNT], coef [epochs, rows, 3] */
@@ -92,6 +94,10 @@ static inline __attribute__((always_inline)) double tanh_v(double x) {
     default: { const int L = 3; __VA_ARGS__ } break; \
     }
 
+#define FN(name) CAT(name, SUFFIX)
+#define CAT(a, b) CAT2(a, b)
+#define CAT2(a, b) a##_##b
+
 #define REAL float
 #define SUFFIX f32
 #include "kernel_body.h"
@@ -103,6 +109,28 @@ static inline __attribute__((always_inline)) double tanh_v(double x) {
 #include "kernel_body.h"
 #undef REAL
 #undef SUFFIX
+
+/* The lane kernel's loops are written one lane per element of a 64-byte vector: GCC would
+ * otherwise split each into 32-byte halves on x86 (its default preference, which the per-bee
+ * kernel's loops over points are faster with). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#pragma GCC push_options
+#pragma GCC target("prefer-vector-width=512")
+#endif
+#define REAL float
+#define SUFFIX f32
+#include "kernel_lanes.h"
+#undef REAL
+#undef SUFFIX
+
+#define REAL double
+#define SUFFIX f64
+#include "kernel_lanes.h"
+#undef REAL
+#undef SUFFIX
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#pragma GCC pop_options
+#endif
 
 /* tanh_v itself, for its accuracy test. */
 void tanh_array(const double *x, double *out, int64_t n) {

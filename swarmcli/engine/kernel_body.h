@@ -3,10 +3,6 @@
  * activations ([units, points] rows) stay in L1/L2 cache through all its epochs, and every
  * inner loop runs over the points, contiguous, so the compiler vectorises it. */
 
-#define FN(name) CAT(name, SUFFIX)
-#define CAT(a, b) CAT2(a, b)
-#define CAT2(a, b) a##_##b
-
 /* act(z) of one value; c holds the constants (C_*) in this dtype. */
 static inline __attribute__((always_inline)) REAL FN(act)(int code, REAL z, const REAL *c) {
     const REAL one = c[C_ONE], half = c[C_HALF], zero = c[C_ZERO];
@@ -285,46 +281,69 @@ static inline __attribute__((always_inline)) void FN(penalties)(const KernelSpec
     }
 }
 
-/* One optimizer step of one bee, as optim.SGD / Adam / AdamW update(); cf = this step's
- * coefficients (SGD: -lr, keep, take; Adam: -lr/bc1, sqrt(bc2), decay). */
-static inline __attribute__((always_inline)) void FN(step)(const KernelSpec *k, REAL *w, FN(Scratch) *s, const REAL *hp,
-                     const REAL *cf, const REAL *c) {
-    const int64_t size = k->size;
-    const REAL wd = hp[H_WD];
-    REAL *g = s->grad, *m = s->s1, *v = s->s2;
-    if (k->opt == 0) {
-        const REAL neg_lr = cf[0], keep = cf[1], take = cf[2], mom = hp[H_MOM];
-        for (int64_t i = 0; i < size; i++) {
-            REAL d = k->use_wd ? g[i] + w[i] * wd : g[i];
-            if (k->use_mom) {
-                m[i] = m[i] * keep + d * take;
-                d = k->nesterov ? d + m[i] * mom : m[i];
-            }
-            w[i] = w[i] + d * neg_lr;
-        }
-        return;
-    }
-    const REAL neg_step = cf[0], bc2 = cf[1], decay = cf[2];
-    const REAL b1c = hp[H_B1C], b2 = hp[H_B2], b2c = hp[H_B2C], eps = hp[H_EPS];
-    const REAL b1 = c[C_ONE] - b1c;
-    const int low = b1c < c[C_HALF];
-    for (int64_t i = 0; i < size; i++) {
-        REAL d;
-        if (k->opt == 2) {
-            if (k->use_wd) w[i] = w[i] * decay;
-            d = g[i];
-        } else {
-            d = k->use_wd ? g[i] + w[i] * wd : g[i];
-        }
-        m[i] = low ? m[i] + b1c * (d - m[i]) : d - (d - m[i]) * b1;  /* torch.lerp's two forms */
-        v[i] = v[i] * b2 + d * (d * b2c);
-        const REAL denom = (REAL)sqrt((double)v[i]) / bc2 + eps;
-        w[i] = w[i] + (m[i] * neg_step) / denom;
-    }
+/* One step's optimizer factors for one bee, by value (so the update loop reloads nothing
+ * through pointers that might alias the parameters, and vectorises): cf = the step's
+ * coefficients for the bee's row (SGD: -lr, keep, take; Adam: -lr/bc1, sqrt(bc2), decay), hp =
+ * the row's hyper-parameters, and the optimizer's flags. */
+typedef struct {
+    REAL cf0, cf1, cf2, mom, wd, b1c, b2, b2c, eps, half, one;
+    int opt, use_wd, use_mom, nesterov;
+} FN(Factors);
+
+static inline __attribute__((always_inline)) FN(Factors) FN(factors)(
+        const KernelSpec *k, const REAL *hp, const REAL *cf, const REAL *c) {
+    FN(Factors) q = {cf[0], cf[1], cf[2], hp[H_MOM], hp[H_WD], hp[H_B1C], hp[H_B2], hp[H_B2C],
+                     hp[H_EPS], c[C_HALF], c[C_ONE], (int)k->opt, (int)k->use_wd,
+                     (int)k->use_mom, (int)k->nesterov};
+    return q;
 }
 
-/* Train bees lo..hi-1 through every epoch, recording as loop.ChunkTrainer.run does; a bee whose
- * loss is not finite is frozen from then on. Returns 0, or -1 when scratch memory ran out. */
+/* One parameter's optimizer update, as optim.SGD / Adam / AdamW update(): its new value, m and
+ * v updated in place. Both kernels call it (through step), so they cannot drift apart. */
+static inline __attribute__((always_inline)) REAL FN(update)(REAL w, REAL g, REAL *m, REAL *v,
+                                                           const FN(Factors) q) {
+    if (q.opt == 0) {
+        REAL d = q.use_wd ? g + w * q.wd : g;
+        if (q.use_mom) {
+            *m = *m * q.cf1 + d * q.cf2;
+            d = q.nesterov ? d + *m * q.mom : *m;
+        }
+        return w + d * q.cf0;
+    }
+    REAL d;
+    if (q.opt == 2) {
+        if (q.use_wd) w = w * q.cf2;
+        d = g;
+    } else {
+        d = q.use_wd ? g + w * q.wd : g;
+    }
+    *m = q.b1c < q.half ? *m + q.b1c * (d - *m) : d - (d - *m) * (q.one - q.b1c);  /* lerp */
+    *v = *v * q.b2 + d * (d * q.b2c);
+    const REAL denom = (REAL)sqrt((double)*v) / q.cf1 + q.eps;
+    return w + (*m * q.cf0) / denom;
+}
+
+/* One optimizer step of `count` parameters: one bee's, or a lane block's (all its lanes). The
+ * flags become literals in one loop per combination, so each loop is branch-free and vectorises
+ * (GCC does not unswitch four flags by itself). */
+static inline __attribute__((always_inline)) void FN(step)(int64_t count, REAL *restrict w,
+        const REAL *restrict g, REAL *restrict m, REAL *restrict v, const FN(Factors) q) {
+    FN(Factors) r = q;
+#define STEP_CASE(o, wd, mo, ne) \
+    if (q.opt == o && q.use_wd == wd && q.use_mom == mo && q.nesterov == ne) { \
+        r.opt = o; r.use_wd = wd; r.use_mom = mo; r.nesterov = ne; \
+        for (int64_t i = 0; i < count; i++) w[i] = FN(update)(w[i], g[i], m + i, v + i, r); \
+        return; \
+    }
+    STEP_CASE(0, 0, 0, 0) STEP_CASE(0, 0, 1, 0) STEP_CASE(0, 0, 1, 1) STEP_CASE(0, 1, 0, 0)
+    STEP_CASE(0, 1, 1, 0) STEP_CASE(0, 1, 1, 1) STEP_CASE(1, 0, 0, 0) STEP_CASE(1, 1, 0, 0)
+    STEP_CASE(2, 0, 0, 0) STEP_CASE(2, 1, 0, 0)
+#undef STEP_CASE
+    for (int64_t i = 0; i < count; i++) w[i] = FN(update)(w[i], g[i], m + i, v + i, q);
+}
+
+/* Train bees k->bees[lo..hi-1] through every epoch, recording as loop.ChunkTrainer.run does; a
+ * bee whose loss is not finite is frozen from then on. Returns 0, or -1 when scratch memory ran out. */
 int FN(train_bees)(const KernelSpec *k, int64_t lo, int64_t hi) {
     const int64_t width = k->fo[0], n = k->n, n_ex = k->n_ex, size = k->size;
     const int64_t n_real = k->n_real, n_rec = k->n_rec;
@@ -349,7 +368,8 @@ int FN(train_bees)(const KernelSpec *k, int64_t lo, int64_t hi) {
     REAL *rec_y = (REAL *)k->rec_ypred, *rec_flat = (REAL *)k->rec_flat;
     const REAL *hyp = (const REAL *)k->hyp, *coef = (const REAL *)k->coef;
     const int64_t epochs = k->epochs, frames = k->frames;
-    for (int64_t b = lo; b < hi; b++) {
+    for (int64_t i = lo; i < hi; i++) {
+        const int64_t b = k->bees[i];
         REAL *w = flat + b * size;
         const int64_t units = k->widths[b];
         const int code = (int)k->acts[b];
@@ -360,7 +380,8 @@ int FN(train_bees)(const KernelSpec *k, int64_t lo, int64_t hi) {
         for (int64_t epoch = 0; epoch <= epochs; epoch++) {
             if (alive) {
                 if (epoch > 0)
-                    FN(step)(k, w, s, hp, coef + ((epoch - 1) * k->n_rows + k->row[b]) * 3, c);
+                    FN(step)(size, w, s->grad, s->s1, s->s2, FN(factors)(
+                             k, hp, coef + ((epoch - 1) * k->n_rows + k->row[b]) * 3, c));
                 FN(forward)(k, w, x, n, n, units, code, s, c);
                 REAL train = 0, held = 0;
                 REAL *g0 = s->gz;
@@ -401,6 +422,3 @@ _Pragma("omp simd reduction(+:train, held)")
 #undef Z
 #undef H
 #undef ROW
-#undef FN
-#undef CAT
-#undef CAT2

@@ -40,7 +40,7 @@ class KernelSpec(ctypes.Structure):
                                      "n_real", "n_rec", "loss_kind", "opt", "use_mom",
                                      "nesterov", "use_wd", "same_eval")]
                 + [(k, _PTR) for k in ("fi", "fo", "off", "widths", "acts", "row", "frame_of",
-                                       "x", "y", "tw", "ex", "c", "hyp", "coef", "flat",
+                                       "bees", "blocks", "x", "y", "tw", "ex", "c", "hyp", "coef", "flat",
                                        "rec_loss", "rec_val", "rec_ypred", "rec_flat")])
 
 
@@ -53,7 +53,7 @@ def kernel():
     lib = ctypes.CDLL(spec.origin)
     if lib.spec_size() != ctypes.sizeof(KernelSpec):
         return None  # a stale build of another layout: never call it
-    for name in ("train_bees_f32", "train_bees_f64"):
+    for name in ("train_bees_f32", "train_bees_f64", "train_lanes_f32", "train_lanes_f64"):
         getattr(lib, name).argtypes = [ctypes.POINTER(KernelSpec), _I64, _I64]
     lib.tanh_array.argtypes = [_PTR, _PTR, _I64]
     return lib
@@ -161,6 +161,39 @@ def constants(group: CellGroup, n_train: int, n_val: int, dtype) -> np.ndarray:
                      s, 2 * s, n_train, max(n_val, 1)], dtype=dtype)
 
 
+# A block of the lane kernel holds 64 bytes' worth of bees (16 in float32, 8 in float64), all of
+# one width, activation and hyper-parameter row. A part-filled block costs a full one; below this fill, its bees go
+# one by one through the per-bee kernel instead (one lane costs about a third of a bee there).
+MIN_LANE_FILL = 0.25
+MAX_LANE_INPUTS = 4  # kernel_lanes.h keeps each unit's input-weight sums in 4 registers
+
+
+def lane_plan(group: CellGroup, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(blocks [count, lanes] of bee indices, -1 for an empty lane; the bees left to the per-bee
+    kernel). Bees of one width, activation and hyper-parameter row share blocks, in bee order; the plan depends on
+    nothing but the group, so any number of threads trains the same blocks."""
+    n = group.total_bees
+    net = group.network
+    if net.depth != 1 or net.in_dim > MAX_LANE_INPUTS:
+        return np.zeros((0, 1), dtype=np.int64), np.arange(n, dtype=np.int64)
+    lanes = 64 // np.dtype(dtype).itemsize
+    keys = np.repeat(np.arange(group.cells), group.bees)
+    rows = _hyper_rows(group)[2][::group.bees]
+    shape = {c: key for c, key in enumerate(zip(net.widths, net.activations, rows))}
+    blocks, singles = [], []
+    for key in dict.fromkeys(shape.values()):
+        bees = np.flatnonzero([shape[c] == key for c in keys])
+        full = len(bees) // lanes * lanes
+        blocks += list(bees[:full].reshape(-1, lanes))
+        rest = bees[full:]
+        if len(rest) >= MIN_LANE_FILL * lanes:
+            blocks.append(np.concatenate([rest, np.full(lanes - len(rest), -1)]))
+        else:
+            singles += list(rest)
+    table = np.array(blocks, dtype=np.int64).reshape(-1, lanes)
+    return table, np.array(sorted(singles), dtype=np.int64)
+
+
 def _ptr(a: np.ndarray | None):
     return None if a is None else a.ctypes.data
 
@@ -209,19 +242,26 @@ def train(group: CellGroup, res, on_epochs=None) -> None:
         coef=_ptr(coef), flat=_ptr(flat), rec_loss=_ptr(res.loss), rec_val=_ptr(res.val_loss),
         rec_ypred=_ptr(res.ypred), rec_flat=_ptr(rec_flat),
         **{k: _ptr(v) for k, v in ints.items()})
-    fn = lib.train_bees_f32 if dtype == np.float32 else lib.train_bees_f64
+    blocks, singles = lane_plan(group, dtype)
+    spec.blocks, spec.bees = _ptr(blocks), _ptr(singles)
+    suffix = "f32" if dtype == np.float32 else "f64"
+    lanes, one = getattr(lib, f"train_lanes_{suffix}"), getattr(lib, f"train_bees_{suffix}")
 
-    def run(lo: int, hi: int) -> int:  # ctypes lets go of the GIL for the call
+    def run(fn, lo: int, hi: int, bees: int) -> int:  # ctypes lets go of the GIL for the call
         if fn(ctypes.byref(spec), lo, hi) != 0:
             raise MemoryError("the native kernel could not allocate its scratch memory")
-        return (hi - lo) * (group.epochs + 1)
+        return bees * (group.epochs + 1)
 
-    step = max(1, int(SECONDS_PER_CALL / _bee_seconds(group)))
-    ranges = [(lo, min(n, lo + step)) for lo in range(0, n, step)]
-    workers = min(torch.get_num_threads(), len(ranges))  # plan.threads: 1 for small runs
+    per_call = max(1, int(SECONDS_PER_CALL / _bee_seconds(group)))
+    calls = [(one, lo, min(len(singles), lo + per_call), min(per_call, len(singles) - lo))
+             for lo in range(0, len(singles), per_call)]
+    step = max(1, 3 * per_call // blocks.shape[1])  # a lane costs about a third of a bee
+    calls += [(lanes, lo, min(len(blocks), lo + step),
+               int((blocks[lo:lo + step] >= 0).sum())) for lo in range(0, len(blocks), step)]
+    workers = min(torch.get_num_threads(), len(calls))  # plan.threads: 1 for small runs
     pool = ThreadPoolExecutor(workers) if workers > 1 else None
     try:
-        done = pool.map(run, *zip(*ranges)) if pool else (run(lo, hi) for lo, hi in ranges)
+        done = pool.map(run, *zip(*calls)) if pool else (run(*call) for call in calls)
         for bee_epochs in done:
             if on_epochs is not None:
                 on_epochs(bee_epochs)
