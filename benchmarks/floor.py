@@ -2,7 +2,7 @@
 
     python benchmarks/floor.py            # the "full" entry of benchmarks/results.json
     python benchmarks/floor.py --quick
-    python benchmarks/floor.py --measure  # W4's shape: the kernel and sgemm, interleaved
+    python benchmarks/floor.py --measure  # W4's shape: kernel, sgemm interleaved (--bees N)
 
 The floor is the workload's arithmetic (multiply-adds of every bee's forward and backward pass
 at its own width, the loss, the optimizer step) divided by the fastest float32 arithmetic one
@@ -86,10 +86,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--measure", action="store_true")
+    ap.add_argument("--bees", type=int, default=10_000, help="bees for --measure")
     ap.add_argument("--results", default=str(HERE / "results.json"))
     args = ap.parse_args(argv)
     if args.measure:
-        measure_w4()
+        measure_w4(args.bees)
         return 0
     entry = json.loads(Path(args.results).read_text())["quick" if args.quick else "full"]
     peak = peak_flops()

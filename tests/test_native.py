@@ -133,15 +133,17 @@ def test_kernel_matches_torch_loop(loss, schedule, data, extras, kernel_path):
 def test_lane_plan_covers_each_bee_once_in_blocks_of_one_shape():
     group = make_group(depth=1, widths=[4, 4, 7, 4], activation=["relu", "relu", "relu", "tanh"],
                        optimizer="sgd", hyper={"lr": [0.01] * 4}, x=X, y=Y, epochs=1, seed=0,
-                       bees=9, dtype="float32")
+                       bees=13, dtype="float32")
     blocks, singles = native.lane_plan(group, np.float32)
-    assert blocks.shape == (3, 16)  # 16 of the 18 (4, relu) bees; 9 + 7 empty lanes; 9 + 7
-    assert sorted([*blocks[blocks >= 0], *singles]) == list(range(36))
-    shape = np.repeat([0, 0, 1, 2], 9)
+    # 26 bees of (4, relu): a full block of 16, and 10 (under 3/4 of 16) left one by one;
+    # 13 of (7, relu) and 13 of (4, tanh): a block each, 3 lanes empty
+    assert blocks.shape == (3, 16)
+    assert list(singles) == list(range(16, 26))
+    assert sorted([*blocks[blocks >= 0], *singles]) == list(range(52))
+    shape = np.repeat([0, 0, 1, 2], 13)
     for block in blocks:
         real = block[block >= 0]
         assert len(set(shape[real])) == 1 and (block[len(real):] == -1).all()
-    assert list(singles) == [16, 17]  # 2 bees: under a quarter of 16 lanes, one by one
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
