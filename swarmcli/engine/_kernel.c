@@ -98,6 +98,7 @@ static inline __attribute__((always_inline)) double tanh_v(double x) {
 #define CAT(a, b) CAT2(a, b)
 #define CAT2(a, b) a##_##b
 
+/* Each dtype's kernels: kernel_body.h, which ends by including kernel_lanes.h. */
 #define REAL float
 #define SUFFIX f32
 #include "kernel_body.h"
@@ -109,28 +110,6 @@ static inline __attribute__((always_inline)) double tanh_v(double x) {
 #include "kernel_body.h"
 #undef REAL
 #undef SUFFIX
-
-/* The lane kernel's loops are written one lane per element of a 64-byte vector: GCC would
- * otherwise split each into 32-byte halves on x86 (its default preference, which the per-bee
- * kernel's loops over points are faster with). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#pragma GCC push_options
-#pragma GCC target("prefer-vector-width=512")
-#endif
-#define REAL float
-#define SUFFIX f32
-#include "kernel_lanes.h"
-#undef REAL
-#undef SUFFIX
-
-#define REAL double
-#define SUFFIX f64
-#include "kernel_lanes.h"
-#undef REAL
-#undef SUFFIX
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#pragma GCC pop_options
-#endif
 
 /* tanh_v itself, for its accuracy test. */
 void tanh_array(const double *x, double *out, int64_t n) {

@@ -1,4 +1,4 @@
-/* One dtype's kernel: _kernel.c includes this file twice, with REAL float (suffix f32) and
+/* One dtype's kernels: _kernel.c includes this file twice, with REAL float (suffix f32) and
  * double (f64). Bees train one after another; one bee's parameters, optimizer state and
  * activations ([units, points] rows) stay in L1/L2 cache through all its epochs, and every
  * inner loop runs over the points, contiguous, so the compiler vectorises it. */
@@ -422,3 +422,15 @@ _Pragma("omp simd reduction(+:train, held)")
 #undef Z
 #undef H
 #undef ROW
+
+/* The lane kernel's loops are written one lane per element of a 64-byte vector: GCC would
+ * otherwise split each into 32-byte halves on x86 (its default preference, which the per-bee
+ * kernel's loops over points are faster with). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#pragma GCC push_options
+#pragma GCC target("prefer-vector-width=512")
+#endif
+#include "kernel_lanes.h"
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#pragma GCC pop_options
+#endif
