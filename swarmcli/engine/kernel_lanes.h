@@ -1,4 +1,4 @@
-/* One dtype's lane kernel: kernel_body.h includes this file at its end, so once per dtype. A block of
+/* One dtype's lane kernel, included at the end of kernel_body.h (once per dtype). A block of
  * LANES bees of one cell shape (one hidden layer, the same width and activation) trains side by
  * side, one bee per lane of a 64-byte vector: every operation is the per-bee kernel's, on LANES
  * bees at once. Why: the per-bee kernel vectorises over the points, so each gradient ends in a
