@@ -39,10 +39,18 @@ def median_ci(values, *, level: float = 0.95, n_boot: int = 2000,
     if a.size == 0:
         return (math.nan,) * 3
     rng = np.random.default_rng(seed)
-    meds = np.median(a[rng.integers(0, a.size, size=(n_boot, a.size))], axis=1)
+    meds = _row_medians(a[rng.integers(0, a.size, size=(n_boot, a.size))])
     tail = (1 - level) / 2
     lo, hi = np.quantile(meds, [tail, 1 - tail], method="inverted_cdf")
     return float(np.median(a)), float(lo), float(hi)
+
+
+def _row_medians(rows: np.ndarray) -> np.ndarray:
+    """np.median(rows, axis=1), bit for bit, by one sort: a third of its time on a swarm's
+    2000 x 10 resamples, where np.median's partitioning per row costs more than sorting."""
+    s = np.sort(rows, axis=1)
+    n = s.shape[1]
+    return s[:, n // 2] if n % 2 else (s[:, n // 2 - 1] + s[:, n // 2]) / 2
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:

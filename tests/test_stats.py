@@ -110,3 +110,11 @@ def test_cells_without_bees_have_no_best_and_no_comparison():
     assert all(math.isnan(c.median) and math.isnan(c.p_vs_best) for c in out)
     assert not any(c.tied_with_best for c in out)
     assert stats.compare_cells([]) == []
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 10])
+def test_row_medians_equal_numpys_bit_for_bit(n):
+    rng = np.random.default_rng(n)
+    rows = rng.lognormal(size=(500, n))
+    rows[::7, 0] = np.inf  # diverged bees
+    np.testing.assert_array_equal(stats._row_medians(rows), np.median(rows, axis=1))

@@ -218,6 +218,32 @@ def test_a_full_disk_is_one_line_and_never_complete(room, tmp_path, monkeypatch,
     assert not list(run_dir.rglob("*.tmp"))
 
 
+def test_a_cell_file_failing_in_its_background_fsync_is_never_claimed(tmp_path, monkeypatch,
+                                                                      capsys):
+    """A cell's fsyncs run on the saver thread: a disk error there still ends the run in one
+    line naming the file, swarm.json says failed, and that cell is not marked saved."""
+    calls, real_fsync = [], os.fsync
+
+    def fsync(fd):
+        calls.append(fd)
+        if len(calls) == 7 + 2:  # swarm.json, 5 data files, activations, then cell 0's second
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_fsync(fd)
+
+    monkeypatch.setattr(results.os, "fsync", fsync)
+    run_dir = tmp_path / "r"
+    code, err = run_main(["run", "+sweep.grid.model.width=[2,3]", *CLI_TINY,
+                          f"hydra.run.dir={run_dir}"], capsys)
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"swarm: error: cannot write {run_dir}/cells/000/"), err
+    assert err[0].endswith(": Input/output error"), err
+    m = read_manifest(run_dir)
+    assert m["state"] == "failed"
+    assert [c["saved"] for c in m["cells"]] == [False, True]  # cell 1's files all landed
+    assert assert_truthful(run_dir) == "failed"
+    assert not list(run_dir.rglob("*.tmp"))
+
+
 def tmpfs(path: Path, size: str) -> bool:
     path.mkdir()
     return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],

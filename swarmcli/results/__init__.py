@@ -20,11 +20,12 @@ RUN_DIR/
   cells/NNN/weights_L.npy [bees, frames, fan_in, fan_out] when recorded (layer L)
   cells/NNN/biases_L.npy  [bees, frames, fan_out]        when recorded
 ```
-Every file is written to a temporary name and renamed, with Ctrl-C held off meanwhile, so no file
-is ever half-written and no `*.tmp` stays behind; the manifest says `"state": "complete"` only
-once every cell is saved, and an interrupted or failed run says so. Readers go through
-`read_manifest` and `load_array`, which name the file and the problem when a directory is
-damaged or foreign.
+Every file is written to a temporary name, fsynced and renamed, with Ctrl-C held off meanwhile, so
+no file is ever half-written and no `*.tmp` stays behind (a cell's fsyncs and renames run on a
+saver thread; swarm.json claims the cell once they are done); the manifest says
+`"state": "complete"` only once every cell is saved, and an interrupted or failed run says so.
+Readers go through `read_manifest` and `load_array`, which name the file and the problem when a
+directory is damaged or foreign.
 
 This package is the one owner of that format: `schema.py` names the files and builds and checks
 swarm.json, `summary.py` defines summary.csv's row both ways, `reader.py` opens a saved run, and
@@ -33,7 +34,9 @@ this module writes. Everything else reads and writes a run dir through the names
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -71,25 +74,55 @@ class WriteFailed(SwarmError):
     """A result file could not be written (disk full, quota, permissions); names the file."""
 
 
-def _atomic_write(path: Path, write) -> None:
-    """`write(file)` into PATH.tmp, then rename over PATH: PATH is whole or untouched. Signals
-    wait until the file is done; on any failure the temporary file is removed. (Every result
-    file passes here, so tests/test_stops.py fills the disk by patching this module's `open`.)"""
+def _atomic_write(path: Path, write, *, background: bool = False):
+    """`write(file)` into PATH.tmp, then fsync it and rename it over PATH: PATH is whole or
+    untouched. Signals wait until the file is done; on any failure the temporary file is removed.
+    With `background`, the fsync and the rename happen on the saver thread and a Future comes
+    back: the fsync waits on the disk, not the CPU, so the caller goes on meanwhile (a run's
+    cells, `RunWriter.save_cell`). (Every result file passes here, so tests/test_stops.py fills
+    the disk by patching this module's `open`.)"""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with stops.deferred():
         try:
-            with open(tmp, "wb") as f:
-                write(f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            f = open(tmp, "wb")  # noqa: SIM115 (closed by _finish, maybe on the saver thread)
+        except OSError as e:
+            raise WriteFailed(f"cannot write {path}: {e.strerror or e}") from e
+        try:
+            write(f)
+            f.flush()
         except BaseException as e:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            if isinstance(e, OSError):
-                raise WriteFailed(f"cannot write {path}: {e.strerror or e}") from e
-            raise
+            f.close()
+            _failed(path, tmp, e)
+        if background:
+            return _saver().submit(_finish, f, tmp, path)
+        _finish(f, tmp, path)
+        return None
+
+
+def _finish(f, tmp: Path, path: Path) -> None:
+    try:
+        try:
+            os.fsync(f.fileno())
+        finally:
+            f.close()
+        os.replace(tmp, path)
+    except BaseException as e:
+        _failed(path, tmp, e)
+
+
+def _failed(path: Path, tmp: Path, e: BaseException):
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
+    if isinstance(e, OSError):
+        raise WriteFailed(f"cannot write {path}: {e.strerror or e}") from e
+    raise e
+
+
+@functools.cache
+def _saver() -> concurrent.futures.ThreadPoolExecutor:
+    """One thread: files land in the order they were written."""
+    return concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="swarm-fsync")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -105,8 +138,12 @@ class _Chunks:
         self.write = f.write
 
 
+def _npy(array: np.ndarray):
+    return lambda f: np.save(_Chunks(f), array, allow_pickle=False)
+
+
 def save_array(path: Path, array: np.ndarray) -> None:
-    _atomic_write(path, lambda f: np.save(_Chunks(f), array, allow_pickle=False))
+    _atomic_write(path, _npy(array))
 
 
 def save_json(path: Path, obj) -> None:
@@ -158,6 +195,7 @@ class RunWriter:
         self.dir = Path(run_dir)
         self.manifest = manifest
         self.rows: list[dict] = []
+        self._landing: list[dict] = []  # cells written, their fsyncs under way (save_cell)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.set_state("running")
 
@@ -186,18 +224,19 @@ class RunWriter:
         swarm.json that cannot be written keeps saying `running`, never `complete`."""
         state = "interrupted" if stops.interrupted_by(error) else "failed"
         with stops.deferred(), contextlib.suppress(WriteFailed):
+            with contextlib.suppress(WriteFailed, KeyboardInterrupt):
+                self._land()  # the cells whose files all landed are saved; the others are not
             self.save_summary(_in_order(self.rows))
             self.set_state(state)
 
     def save_arrays(self, **arrays: np.ndarray) -> None:
-        for name, a in arrays.items():
-            save_array(self.dir / f"{name}.npy", a)
+        self._save_later(None, {}, {self.dir / f"{n}.npy": _npy(a) for n, a in arrays.items()})
 
     def save_npz(self, name: str, arrays: dict[str, np.ndarray]) -> None:
         def write(f):
             np.savez(f, **arrays)
 
-        _atomic_write(self.dir / f"{name}.npz", write)
+        self._save_later(None, {}, {self.dir / f"{name}.npz": write})
 
     def save_cell(self, index: int, arrays: dict[str, np.ndarray], info: dict) -> None:
         d = cell_dir(self.dir, index)
@@ -205,14 +244,39 @@ class RunWriter:
             d.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise WriteFailed(f"cannot write {d}: {e.strerror or e}") from None
-        for name, a in arrays.items():
-            save_array(d / f"{name}.npy", a)
-        self.manifest["cells"][index].update(info, saved=True)
+        self._save_later(index, info, {d / f"{n}.npy": _npy(a) for n, a in arrays.items()})
+
+    def _save_later(self, index: int | None, info: dict, writes: dict) -> None:
+        """Write each file now, its fsync and rename on the saver thread; the next swarm.json
+        claims cell `index` (None: run-level files) once all of them have landed (`_land`)."""
+        landing = {"index": index, "info": info, "futures": [], "whole": False}
+        self._landing.append(landing)  # before the first write: a failure waits for them all
+        for path, write in writes.items():
+            landing["futures"].append(_atomic_write(path, write, background=True))
+        landing["whole"] = True  # every file written; the fsyncs may still fail
+
+    def _land(self) -> None:
+        """Wait for the files still being fsynced, and mark each cell saved once all its files
+        are on disk; the first failure is raised once every file has finished."""
+        with stops.deferred():
+            landing, self._landing = self._landing, []
+            first = None
+            for cell in landing:
+                concurrent.futures.wait(cell["futures"])
+                errors = [f.exception() for f in cell["futures"] if f.exception() is not None]
+                if errors:
+                    first = first or errors[0]
+                elif cell["whole"] and cell["index"] is not None:
+                    self.manifest["cells"][cell["index"]].update(cell["info"], saved=True)
+            if first is not None:
+                raise first
 
     def save_manifest(self) -> None:
-        """swarm.json as it stands: once per group of cells, not per cell (a 100-cell group
-        rewrote it 100 times). A kill between the two leaves cells on disk that swarm.json does
-        not yet claim: less than is there, never more."""
+        """swarm.json as it stands, once every cell it claims is on disk: once per group of
+        cells, not per cell (a 100-cell group rewrote it 100 times). A kill between the two
+        leaves cells on disk that swarm.json does not yet claim: less than is there, never
+        more."""
+        self._land()
         save_json(self.dir / MANIFEST, self.manifest)
 
     def save_summary(self, rows: list[dict]) -> None:
