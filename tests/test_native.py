@@ -39,6 +39,21 @@ def test_tanh_within_two_ulp_of_libm():
     assert np.isnan(out[0])
 
 
+def test_exp_within_two_ulp_of_libm():
+    x = np.concatenate([np.linspace(-708, 709.78, 400_001), np.linspace(-30, 30, 100_001),
+                        np.geomspace(1e-300, 1, 2001), -np.geomspace(1e-300, 1, 2001),
+                        [0.0, -0.0, 0.3465, -0.3465, 709.0, 709.78]])
+    out = np.empty_like(x)
+    native.kernel().exp_array(x.ctypes.data, out.ctypes.data, len(x))
+    ref = np.exp(x)
+    ulp = np.abs(out - ref) / np.spacing(ref)
+    assert ulp.max() <= 2, f"{ulp.max()} ulp at x={x[ulp.argmax()]!r}"
+    edges = np.array([-np.inf, -1000.0, 710.0, np.inf, np.nan])
+    out = np.empty_like(edges)
+    native.kernel().exp_array(edges.ctypes.data, out.ctypes.data, len(edges))
+    assert out[:4].tolist() == [0.0, 0.0, np.inf, np.inf] and np.isnan(out[4])
+
+
 def both_paths(group: parts.CellGroup):
     """The torch loop's result and the kernel's, for one group."""
     torch_path = loop.train(replace(group, runtime=replace(group.runtime, native=False)))
@@ -144,6 +159,9 @@ def test_lane_plan_covers_each_bee_once_in_blocks_of_one_shape():
     for block in blocks:
         real = block[block >= 0]
         assert len(set(shape[real])) == 1 and (block[len(real):] == -1).all()
+    elu = replace(group, network=replace(group.network, activations=("elu",) * 4))
+    blocks, singles = native.lane_plan(elu, np.float32)  # libm per lane: one bee at a time
+    assert blocks.size == 0 and list(singles) == list(range(52))
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])

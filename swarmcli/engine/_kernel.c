@@ -39,15 +39,15 @@ typedef struct {
     void *rec_loss, *rec_val, *rec_ypred, *rec_flat;  /* NULL: not recorded */
 } KernelSpec;
 
-/* tanh with no libm call, so loops that use it vectorise (libm's tanh is a scalar call, several
- * times torch's cost per value): Cephes' rational form below 0.625, 1 - 2 / (exp(2|x|) + 1)
- * above, exp by a degree-13 Taylor polynomial after reduction by ln 2, 2^k built from its bits.
- * Within 2 ulp of libm's tanh in float64 (tests/test_native.py checks it). */
-static inline __attribute__((always_inline)) double tanh_v(double x) {
-    const double a = fabs(x), z = a * a;
-    const double yy = a < 20.0 ? a + a : 40.0;
-    const double kk = floor(yy * 1.4426950408889634 + 0.5);
-    const double r = (yy - kk * 6.93147180369123816490e-01) - kk * 1.90821492927058770002e-10;
+/* exp with no libm call, so loops that use it vectorise (libm's exp is a scalar call): reduction
+ * by ln 2, a degree-13 Taylor polynomial on |r| <= 0.35, 2^(k-1) built from its bits (so k up to
+ * 1024 stays a normal number) and doubled. Within 2 ulp of libm's exp over [-708, 709.78]; below
+ * -708 it gives 0 (the true value is under 3.3e-308), above 709.78 inf, NaN stays NaN
+ * (tests/test_native.py checks it). */
+static inline __attribute__((always_inline)) double exp_v(double x) {
+    const double xc = x < -708.0 ? -708.0 : (x > 709.78 ? 709.78 : x);
+    const double kk = floor(xc * 1.4426950408889634 + 0.5);
+    const double r = (xc - kk * 6.93147180369123816490e-01) - kk * 1.90821492927058770002e-10;
     double e = 1.0 / 6227020800.0;
     e = e * r + 1.0 / 479001600.0;
     e = e * r + 1.0 / 39916800.0;
@@ -62,8 +62,18 @@ static inline __attribute__((always_inline)) double tanh_v(double x) {
     e = e * r + 0.5;
     e = e * r + 1.0;
     e = e * r + 1.0;
-    const union { int64_t i; double d; } two_k = {((int64_t)kk + 1023) << 52};
-    e *= two_k.d;
+    const union { int64_t i; double d; } two_k1 = {((int64_t)kk + 1022) << 52};
+    const double out = e * two_k1.d * 2.0;
+    return x != x ? x : (x > 709.78 ? INFINITY : (x < -708.0 ? 0.0 : out));
+}
+
+/* tanh with no libm call, so loops that use it vectorise (libm's tanh is a scalar call, several
+ * times torch's cost per value): Cephes' rational form below 0.625, 1 - 2 / (exp(2|x|) + 1)
+ * above (exp_v, its argument capped at 40, where tanh is 1 to the last bit). Within 2 ulp of
+ * libm's tanh in float64 (tests/test_native.py checks it). */
+static inline __attribute__((always_inline)) double tanh_v(double x) {
+    const double a = fabs(x), z = a * a;
+    const double e = exp_v(a < 20.0 ? a + a : 40.0);
     const int small = a < 0.625;  /* one division for both forms: base + num / den */
     const double base = small ? a : 1.0;
     const double num = small ? a * z * ((-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z
@@ -75,7 +85,11 @@ static inline __attribute__((always_inline)) double tanh_v(double x) {
 }
 
 /* Run BODY with K the activation code, a literal for the three common ones: after inlining,
- * their loops are branch-free and vectorise; the others take the generic switch. */
+ * their loops are branch-free and vectorise; the others take the generic switch. Each literal
+ * case is another copy of every loop that uses it: the lane kernel (LANE_DISPATCH) takes only
+ * the five activations with no libm call (sigmoid and silu too, through exp_v), and the
+ * per-bee kernel has literals for three (its loops are many: sigmoid and silu there too took
+ * the build's gcc from 70 s to 103 s here). */
 #define DISPATCH(code, ...) \
     switch (code) { \
     case 0: { const int K = 0; __VA_ARGS__ } break; \
@@ -83,6 +97,16 @@ static inline __attribute__((always_inline)) double tanh_v(double x) {
     case 2: { const int K = 2; __VA_ARGS__ } break; \
     default: { const int K = (code); __VA_ARGS__ } break; \
     }
+#define LANE_DISPATCH(code, ...) \
+    switch (code) { \
+    case 0: { const int K = 0; __VA_ARGS__ } break; \
+    case 1: { const int K = 1; __VA_ARGS__ } break; \
+    case 2: { const int K = 2; __VA_ARGS__ } break; \
+    case 3: { const int K = 3; __VA_ARGS__ } break; \
+    case 8: { const int K = 8; __VA_ARGS__ } break; \
+    default: break; /* never: native.lane_plan gives the lane kernel these five only */ \
+    }
+#define LANE_ACTIVATION(code) ((code) <= 3 || (code) == 8)
 /* Whether an activation's derivative reads z (the others read only h = act(z)): where it does
  * not, the forward pass of a first layer need not store z at all. */
 #define NEEDS_Z(K) ((K) == 2 || (K) >= 4)
@@ -111,9 +135,13 @@ static inline __attribute__((always_inline)) double tanh_v(double x) {
 #undef REAL
 #undef SUFFIX
 
-/* tanh_v itself, for its accuracy test. */
+/* tanh_v and exp_v themselves, for their accuracy tests. */
 void tanh_array(const double *x, double *out, int64_t n) {
     for (int64_t i = 0; i < n; i++) out[i] = tanh_v(x[i]);
+}
+
+void exp_array(const double *x, double *out, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = exp_v(x[i]);
 }
 
 int64_t spec_size(void) { return (int64_t)sizeof(KernelSpec); }

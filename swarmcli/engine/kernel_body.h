@@ -10,12 +10,12 @@ static inline __attribute__((always_inline)) REAL FN(act)(int code, REAL z, cons
     case 0: return z < zero ? zero : z;  /* clamp_min: NaN stays NaN */
     case 1: return (REAL)tanh_v((double)z);
     case 2: return z - (REAL)tanh_v((double)z);
-    case 3: return one / (one + (REAL)exp(-(double)z));
+    case 3: return one / (one + (REAL)exp_v(-(double)z));
     case 4: return z > zero ? z : z * c[C_SLOPE];
     case 5: return z;
     case 6: return z > zero ? z : (REAL)expm1((double)z);
     case 7: return z * half * (one + (REAL)erf((double)(z * c[C_SQRT1_2])));
-    case 8: return z / (one + (REAL)exp(-(double)z));
+    case 8: return z / (one + (REAL)exp_v(-(double)z));
     case 9: return z > c[C_TWENTY] ? z : (REAL)log1p(exp((double)z));
     default: return (REAL)sin((double)z);
     }
@@ -32,13 +32,13 @@ static inline __attribute__((always_inline)) REAL FN(dact)(int code, REAL g, REA
     case 3: return g * (h * (one - h));
     case 4: return g * (z > zero ? one : c[C_SLOPE]);
     case 5: return g;
-    case 6: return g * (z > zero ? one : (REAL)exp((double)z));
+    case 6: return g * (z > zero ? one : (REAL)exp_v((double)z));
     case 7: {
         REAL cdf = half * (one + (REAL)erf((double)(z * c[C_SQRT1_2])));
         return g * (cdf + z * ((REAL)exp((double)(-half * z * z)) * c[C_INV_SQRT_2PI]));
     }
-    case 8: { REAL s = one / (one + (REAL)exp(-(double)z)); return g * (s * (one + z * (one - s))); }
-    case 9: { REAL e = (REAL)exp((double)z); return g * (z > c[C_TWENTY] ? one : e / (e + one)); }
+    case 8: { REAL s = one / (one + (REAL)exp_v(-(double)z)); return g * (s * (one + z * (one - s))); }
+    case 9: { REAL e = (REAL)exp_v((double)z); return g * (z > c[C_TWENTY] ? one : e / (e + one)); }
     default: return g * (REAL)cos((double)z);
     }
 }

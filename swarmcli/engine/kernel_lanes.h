@@ -203,6 +203,10 @@ int FN(train_lanes)(const KernelSpec *k, int64_t lo, int64_t hi) {
         const int64_t *bee = k->blocks + blk * LANES;
         const int64_t units = k->widths[bee[0]];
         const int code = (int)k->acts[bee[0]];
+        if (!LANE_ACTIVATION(code)) {
+            free(mem);
+            return -2;
+        }
         int alive[64 / sizeof(REAL)];
         REAL loss[64 / sizeof(REAL)], val[64 / sizeof(REAL)];
         for (int64_t l = 0; l < LANES; l++) {
@@ -218,7 +222,7 @@ int FN(train_lanes)(const KernelSpec *k, int64_t lo, int64_t hi) {
             if (any) {
                 if (epoch > 0) FN(step_lanes)(k, s, k->row[bee[0]], alive, epoch, c);
                 REAL train[64 / sizeof(REAL)] = {0}, held[64 / sizeof(REAL)] = {0};
-                DISPATCH(code, FN(epoch_lanes)(k, s, units, K, epoch < epochs, train, held, c););
+                LANE_DISPATCH(code, FN(epoch_lanes)(k, s, units, K, epoch < epochs, train, held, c););
                 for (int64_t l = 0; l < LANES; l++) {
                     if (!alive[l]) continue;
                     loss[l] = train[l] / c[C_NTRAIN];
@@ -228,7 +232,7 @@ int FN(train_lanes)(const KernelSpec *k, int64_t lo, int64_t hi) {
             }
             const int64_t f = k->frame_of[epoch];
             if (f >= 0 && rec_y && !k->same_eval)
-                DISPATCH(code, FN(forward_lanes)(k, s, (const REAL *)k->ex, k->n_ex, k->n_rec,
+                LANE_DISPATCH(code, FN(forward_lanes)(k, s, (const REAL *)k->ex, k->n_ex, k->n_rec,
                                                  units, K, k->fi[0], 0, c););
             for (int64_t l = 0; l < LANES && bee[l] >= 0; l++) {
                 const int64_t b = bee[l];
