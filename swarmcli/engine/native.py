@@ -179,17 +179,17 @@ def lane_plan(group: CellGroup, dtype) -> tuple[np.ndarray, np.ndarray]:
     kernel). Bees of one width, activation and hyper-parameter row share blocks, in bee order;
     the plan depends on nothing but the group, so any number of threads trains the same
     blocks."""
-    n = group.total_bees
     net = group.network
     if net.depth != 1 or net.in_dim > MAX_LANE_INPUTS:
-        return np.zeros((0, 1), dtype=np.int64), np.arange(n, dtype=np.int64)
+        return np.zeros((0, 1), dtype=np.int64), np.arange(group.total_bees, dtype=np.int64)
     lanes = 64 // np.dtype(dtype).itemsize
-    keys = np.repeat(np.arange(group.cells), group.bees)
     rows = _hyper_rows(group)[2][::group.bees]
-    shape = {c: key for c, key in enumerate(zip(net.widths, net.activations, rows))}
+    cells_of: dict[tuple, list[int]] = {}  # cell shape -> its cells, in order
+    for c, key in enumerate(zip(net.widths, net.activations, rows)):
+        cells_of.setdefault(key, []).append(c)
     blocks, singles = [], []
-    for key in dict.fromkeys(shape.values()):
-        bees = np.flatnonzero([shape[c] == key for c in keys])
+    for key, cells in cells_of.items():
+        bees = np.concatenate([np.arange(c * group.bees, (c + 1) * group.bees) for c in cells])
         if key[1] not in LANE_ACTIVATIONS:
             singles += list(bees)
             continue
