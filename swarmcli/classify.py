@@ -111,8 +111,7 @@ def run(cfg, run_dir, *, out=sys.stdout, tracker=None) -> RunSummary:
             scores=lambda arrays: scores(arrays, pts))
         table = stats.compare_cells([test_err[c.index] for c in cells],
                                     seed=cells[0].cfg.train.seed)
-        seconds = time.perf_counter() - start
-        writer.complete(table, seconds)
+        seconds = writer.complete(table, start)
     print_table(cells, axis_names, test_err, table, bool(pts.test.any()), out)
     if diverged:
         print(f"{diverged} bee(s) diverged (non-finite loss) and were frozen", file=out)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import itertools
 from dataclasses import dataclass
 
@@ -144,8 +145,22 @@ def expand(cfg) -> tuple[list[Axis], list[Cell]]:
     return ax, cells
 
 
+_PLAIN = {"int": int, "float": float, "str": str, "bool": bool}
+
+
 def _typed(sections: dict, key: str, value):
-    """`value` as the schema types `key` (1 -> 1.0 for a float; a bad type raises)."""
+    """`value` as the schema types `key` (1 -> 1.0 for a float; a bad type raises). A plain
+    value already of its field's plain type is taken as it is: OmegaConf would return it
+    unchanged, at a third of a millisecond each."""
+    section, rest = key.split(".", 1)
+    field = _field_type(section, rest)
+    plain = field is not None and (type(value) is field or field is float and type(value) is int)
+    if plain and not (isinstance(value, str) and ("${" in value or value == "???")):
+        return field(value)
+    return _typed_by_schema(sections, key, value)
+
+
+def _typed_by_schema(sections: dict, key: str, value):
     section, rest = key.split(".", 1)
     if section not in sections:
         sections[section] = OmegaConf.structured(SwarmConfig.__dataclass_fields__[section]
@@ -154,6 +169,14 @@ def _typed(sections: dict, key: str, value):
     OmegaConf.update(node, rest, value, merge=False)
     got = OmegaConf.select(node, rest)
     return OmegaConf.to_object(got) if OmegaConf.is_config(got) else got
+
+
+@functools.cache
+def _field_type(section: str, name: str) -> type | None:
+    """The plain Python type of config field section.name, or None (nested, list, optional)."""
+    fields = {f.name: f for f in dataclasses.fields(
+        SwarmConfig.__dataclass_fields__[section].default_factory())}
+    return _PLAIN.get(fields[name].type) if name in fields else None
 
 
 def _replaced(obj, path: list[str], value):

@@ -80,8 +80,7 @@ def run(cfg, run_dir, *, out=sys.stdout, tracker=None) -> RunSummary:
                                                   axis_names, tracker=tracker)
         table = stats.compare_cells([finals[c.index] for c in cells],
                                     seed=cells[0].cfg.train.seed)
-        seconds = time.perf_counter() - start
-        writer.complete(table, seconds)
+        seconds = writer.complete(table, start)
     print_table(cells, axis_names, finals, table, out)
     if diverged:
         print(f"{diverged} bee(s) diverged (non-finite loss) and were frozen", file=out)

@@ -70,18 +70,26 @@ def ignore_signals() -> None:
             signal.signal(s, signal.SIG_IGN)
 
 
+_holding = False  # a deferred() block is open (main thread only)
+
+
 @contextlib.contextmanager
 def deferred():
     """Hold off SIGINT and SIGTERM inside the block; deliver one that came once the block ends
-    normally (only the main thread receives signals, so elsewhere this does nothing)."""
-    if not _main_thread():
+    normally (only the main thread receives signals, so elsewhere this does nothing). Inside
+    another such block it costs nothing: the outer one already holds them (a cell's many files
+    are written under one)."""
+    global _holding
+    if _holding or not _main_thread():
         yield
         return
     caught: list[int] = []
     old = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in SIGNALS}
+    _holding = True
     try:
         yield
     finally:
+        _holding = False
         for s, handler in old.items():
             signal.signal(s, handler)
     if caught:

@@ -45,6 +45,6 @@ def train_cells(writer, groups, axis_names, *, tracker=None, scores=None):
                     tracker.cell(cell, arrays)
                 for r in results.summary_rows(axis_names, cell.labels, cell.index, arrays):
                     writer.rows.append({**r, **{k: float(v[r["bee"]]) for k, v in columns.items()}})
-            writer.save_manifest()
+            writer.claim_saved()
             del res, arrays  # the next group's recordings take their place (memory.py)
     return finals, compared, diverged

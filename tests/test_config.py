@@ -56,3 +56,35 @@ def test_config_group_files_set_only_what_differs_from_the_schema():
                 if key != "name" and key in defaults and defaults[key] == value:
                     restated.append(f"{group}/{path.name}: {key}={value!r}")
     assert not restated, restated
+
+
+def test_sweep_values_are_typed_as_the_schema_types_them_fast_or_not():
+    """grid._typed takes a plain value of its field's plain type as it is; everything else goes
+    through OmegaConf. Both routes must agree on every plain field for every kind of value."""
+    import dataclasses
+
+    from omegaconf.errors import OmegaConfBaseException
+
+    from swarmcli import grid
+
+    def typed(route, key, value):
+        try:
+            got = route({}, key, value)
+            return type(got), got
+        except OmegaConfBaseException as e:
+            return "refused", type(e)
+
+    fast = 0
+    for section in ("target", "model", "optim", "schedule", "train", "surface"):
+        schema = config.SwarmConfig.__dataclass_fields__[section].default_factory()
+        for f in dataclasses.fields(schema):
+            if grid._field_type(section, f.name) is None:
+                continue
+            for value in (3, 2.5, "relu", True, "${model.width}"):
+                key = f"{section}.{f.name}"
+                want = typed(grid._typed_by_schema, key, value)
+                if "${" in str(value) and want[0] == "refused":
+                    continue  # an interpolation with nothing to resolve it: refused either way
+                assert typed(grid._typed, key, value) == want, (key, value)
+                fast += want[0] != "refused"
+    assert fast > 50

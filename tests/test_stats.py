@@ -118,3 +118,12 @@ def test_row_medians_equal_numpys_bit_for_bit(n):
     rows = rng.lognormal(size=(500, n))
     rows[::7, 0] = np.inf  # diverged bees
     np.testing.assert_array_equal(stats._row_medians(rows), np.median(rows, axis=1))
+
+
+def test_compare_cells_gives_each_cell_the_interval_median_ci_gives_it():
+    """compare_cells draws the resampling indices once per cell size; each interval must still
+    be median_ci's for that cell alone, bit for bit."""
+    rng = np.random.default_rng(5)
+    finals = [rng.random(10), rng.random(10) + 0.1, rng.random(7), np.r_[rng.random(9), np.inf]]
+    for st, f in zip(stats.compare_cells(finals, seed=3), finals):
+        assert (st.median, st.ci_low, st.ci_high) == stats.median_ci(f, seed=3)

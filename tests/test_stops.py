@@ -158,6 +158,21 @@ def test_an_interrupt_anywhere_is_reported_as_swarm_json_says(where, state, tmp_
     assert not list(run_dir.rglob("*.tmp")) and not (run_dir / ".swarm.lock").exists()
 
 
+def test_a_signal_inside_nested_holds_comes_once_the_outer_one_ends(tmp_path):
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    done = []
+    try:
+        with pytest.raises(KeyboardInterrupt), stops.deferred():
+            with stops.deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                results.save_array(tmp_path / "a.npy", np.arange(3.0))
+            done.append("inner block over, still held")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert done and (tmp_path / "a.npy").exists()
+
+
 def test_a_signal_during_a_write_waits_for_the_write(tmp_path):
     path = tmp_path / "a.npy"
     data = np.arange(1000.0)

@@ -110,9 +110,9 @@ def run(cfg, run_dir, *, out=sys.stdout, tracker=None) -> RunSummary:
                     tracker.cell(cell, arrays)
                 writer.rows += results.summary_rows(axis_names, cell.labels, cell.index,
                                                     arrays)
+            writer.claim_saved()
         table = stats.compare_cells([finals[c.index] for c in cells], seed=tr.seed)
-        seconds = time.perf_counter() - start
-        writer.complete(table, seconds)
+        seconds = writer.complete(table, start)
     print_table(cells, axis_names, finals, table, out)
     if diverged:
         print(f"{diverged} particle(s) diverged (non-finite loss) and were frozen", file=out)
