@@ -22,7 +22,8 @@ RUN_DIR/
 ```
 Every file is written to a temporary name, fsynced and renamed, with Ctrl-C held off meanwhile, so
 no file is ever half-written and no `*.tmp` stays behind (a cell's fsyncs and renames run on a
-saver thread; swarm.json claims the cell once they are done); the manifest says
+saver thread, and the swarm.json that claims the cell is written there once they are done, while
+the run goes on); the manifest says
 `"state": "complete"` only once every cell is saved, and an interrupted or failed run says so.
 Readers go through `read_manifest` and `load_array`, which name the file and the problem when a
 directory is damaged or foreign.
