@@ -163,7 +163,7 @@ class RenderConfig:
     height: int = 720
     dpi: int = 100
     format: str = "mp4"  # mp4 | gif
-    workers: int | None = None  # processes for frame rendering; default: every core
+    workers: int | None = None  # processes drawing frames, and stills; default: every core
     report: bool = True  # write RUN_DIR/report.html (swarm report), linking the figures above
 
 

@@ -253,6 +253,40 @@ def test_a_figure_the_run_did_not_record_for_is_refused_first(tiny_run, what, re
     assert not (run_dir / "figures").exists()  # refused before drawing anything
 
 
+def test_stills_drawn_side_by_side_are_the_ones_drawn_in_turn(tiny_run, tmp_path):
+    """With more than one process, the stills are drawn in a pool while this process drives
+    the animation: the same files, byte for byte, and the "wrote" lines in the order asked."""
+    import shutil
+
+    run_dir = tiny_run("+sweep.grid.model.width=[1,3]", "train.epochs=4")
+    what = ["hive", "hive_animation", "loss", "final_loss"]
+    one = render(run_dir, what=what, workers=1, epochs=[0, -1])
+    shutil.copytree(run_dir / "figures", tmp_path / "one")
+    two = render(run_dir, what=what, workers=2, epochs=[0, -1])
+    assert one == two and [p.name for p in two] == [
+        "hive_epoch0000.png", "hive_epoch0004.png", "hive_animation.mp4", "loss.png",
+        "final_loss.png"]
+    for p in two:
+        if p.suffix == ".png":
+            assert p.read_bytes() == (tmp_path / "one" / p.name).read_bytes(), p.name
+    assert sorted(q.name for q in (run_dir / "figures").iterdir()) == sorted(p.name for p in two)
+
+
+def test_a_still_that_fails_in_the_pool_fails_the_render_in_its_own_words(tiny_run,
+                                                                         monkeypatch):
+    import swarmcli.render as render_pkg
+
+    def broken(run, cfg):
+        raise SwarmError("loss cannot be drawn")
+        yield  # a generator, as the stills are
+
+    run_dir = tiny_run("train.epochs=4")
+    monkeypatch.setitem(render_pkg.STILLS, "loss", broken)  # the fork inherits it
+    with pytest.raises(SwarmError, match="loss cannot be drawn"):
+        render(run_dir, what=["hive", "loss"], workers=2)
+    assert not list((run_dir / "figures").glob(".*"))
+
+
 def test_none_renders_nothing(tiny_run):
     run_dir = tiny_run()
     assert render(run_dir, what=["none"]) == [] and render(run_dir, what=[]) == []
@@ -338,8 +372,12 @@ def test_ctrl_c_while_rendering_leaves_no_trace_and_prints_one_line(tiny_run):
     assert proc.returncode == 130
     assert "Traceback" not in out + err and "ffmpeg" not in (out + err).lower()
     assert len(err.strip().splitlines()) == 1 and err.startswith("swarm: interrupted")
-    assert sorted(p.name for p in (run_dir / "figures").iterdir()) == [
-        "hive_epoch0000.png", "hive_epoch0150.png"]  # the stills done before; no video, no temp
+    # the stills drawn (side by side with the video) before the stop, each whole; no video,
+    # no temporary file
+    left = sorted(p.name for p in (run_dir / "figures").iterdir())
+    assert set(left) <= {"hive_epoch0000.png", "hive_epoch0150.png"}, left
+    for name in left:
+        assert (run_dir / "figures" / name).read_bytes().endswith(b"IEND\xaeB`\x82"), name
 
 
 def test_a_run_without_a_dense_grid_renders_against_its_x(tiny_run):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import multiprocessing as mp
 import os
 import sys
 from pathlib import Path
@@ -128,16 +129,78 @@ def render_run(run_dir, render_cfg: dict, out=sys.stdout) -> list[Path]:
     check_run(run, what, cfg)
     fig_dir = run.path / "figures"
     fig_dir.mkdir(exist_ok=True)
-    written = []
-    for w in what:
-        if run.task == "classification":
-            drawn = _draw_classification(w, run, cfg, fig_dir, out)
-        else:
-            drawn = _draw(w, run, cfg, fig_dir)
-        for path in drawn:
-            print(f"wrote {path}", file=out, flush=True)
-            written.append(path)
+    if run.task == "classification":
+        return _in_order(what, {}, lambda w: _draw_classification(w, run, cfg, fig_dir, out), out)
+    stills = [w for w in what if w in STILLS]
+    cores = cfg["workers"] or video.cpu_cores()
+    if cores < 2 or not stills or len(what) < 2:  # nothing to draw side by side
+        return _in_order(what, {}, lambda w: _draw(w, run, cfg, fig_dir), out)
+    # the stills in a pool of processes while this one drives the animations (whose own
+    # workers draw their frames): the default hive's renders took 11.4 s one after another
+    # on 2 cores (benchmarks/README.md, "Rendering side by side")
+    ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
+    pool = ctx.Pool(min(len(stills), cores), initializer=video.quiet_worker)
+    try:
+        jobs = {w: pool.apply_async(_still_job, (w, str(run.path), cfg)) for w in stills}
+        return _in_order(what, jobs, lambda w: _draw(w, run, cfg, fig_dir), out)
+    except BaseException:
+        pool.terminate()  # a still cut short leaves only its .tmp, removed here
+        pool.join()
+        for tmp in fig_dir.glob(".*.png.tmp"):
+            tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def _in_order(what: list[str], jobs: dict, draw, out) -> list[Path]:
+    """Draw here, in turn, each figure not in `jobs` (figure -> AsyncResult of its paths), and
+    print each "wrote" line in the order asked for, as soon as it and those before it are
+    done."""
+    written: list[Path] = []
+    drawn: dict[str, list[Path]] = {}
+    k = 0  # what[:k] printed
+
+    def wrote(path: Path) -> None:
+        print(f"wrote {path}", file=out, flush=True)
+        written.append(path)
+
+    def emit(wait: bool) -> None:  # what is done, up to the first figure that is not
+        nonlocal k
+        while k < len(what):
+            w = what[k]
+            if w in jobs and (wait or jobs[w].ready()):
+                paths = jobs[w].get()
+            elif w in drawn:
+                paths = drawn[w]
+            else:
+                return
+            for path in paths:
+                wrote(path)
+            k += 1
+
+    for i, w in enumerate(what):
+        if w in jobs:
+            continue
+        emit(wait=False)
+        now, drawn_here = k == i, []  # everything before it printed: say each path at once
+        for path in draw(w):
+            if now:
+                wrote(path)
+            else:
+                drawn_here.append(path)
+        drawn[w] = drawn_here
+        k += now
+        emit(wait=False)
+    emit(wait=True)
     return written
+
+
+def _still_job(what: str, run_dir: str, cfg: dict) -> list[Path]:
+    """One still figure, in a worker process of `render_run`'s pool."""
+    run = results.load(run_dir)
+    return list(_draw(what, run, cfg, run.path / "figures"))
 
 
 def figures(run: results.Run, what: str, cfg: dict):

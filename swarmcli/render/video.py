@@ -184,12 +184,17 @@ _stop = None  # in a worker: the parent's "stop now" event
 _done = None  # in a worker: frames written so far, over all workers (the progress bar)
 
 
+def quiet_worker() -> None:
+    """In a render worker process: the parent handles Ctrl-C and tells us; its
+    pool.terminate() sends SIGTERM: die quietly, whatever handler was inherited (the CLI turns
+    SIGTERM into KeyboardInterrupt, which would print a worker's traceback)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _worker_init(stop, done) -> None:
     global _stop, _done
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and tells us
-    # the parent's pool.terminate() sends SIGTERM: die quietly, whatever handler was inherited
-    # (the CLI turns SIGTERM into KeyboardInterrupt, which would print a worker's traceback)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    quiet_worker()
     _stop, _done = stop, done
 
 
