@@ -173,10 +173,11 @@ def _typed_by_schema(sections: dict, key: str, value):
 
 @functools.cache
 def _field_type(section: str, name: str) -> type | None:
-    """The plain Python type of config field section.name, or None (nested, list, optional)."""
+    """The plain Python type of config field section.name (`float` for `float | None`: a
+    float value is typed alike), or None (nested, list, Any)."""
     fields = {f.name: f for f in dataclasses.fields(
         SwarmConfig.__dataclass_fields__[section].default_factory())}
-    return _PLAIN.get(fields[name].type) if name in fields else None
+    return _PLAIN.get(fields[name].type.removesuffix(" | None")) if name in fields else None
 
 
 def _replaced(obj, path: list[str], value):

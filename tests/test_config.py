@@ -80,7 +80,7 @@ def test_sweep_values_are_typed_as_the_schema_types_them_fast_or_not():
         for f in dataclasses.fields(schema):
             if grid._field_type(section, f.name) is None:
                 continue
-            for value in (3, 2.5, "relu", True, "${model.width}"):
+            for value in (3, 2.5, "relu", True, None, "${model.width}"):
                 key = f"{section}.{f.name}"
                 want = typed(grid._typed_by_schema, key, value)
                 if "${" in str(value) and want[0] == "refused":
