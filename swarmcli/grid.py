@@ -155,9 +155,14 @@ def _typed(sections: dict, key: str, value):
     section, rest = key.split(".", 1)
     field = _field_type(section, rest)
     plain = field is not None and (type(value) is field or field is float and type(value) is int)
-    if plain and not (isinstance(value, str) and ("${" in value or value == "???")):
-        return field(value)
-    return _typed_by_schema(sections, key, value)
+    try:
+        if plain and not (isinstance(value, str) and ("${" in value or value == "???")):
+            return field(value)
+        return _typed_by_schema(sections, key, value)
+    except OverflowError:  # an int with hundreds of digits, for a float
+        text = str(value)
+        raise SwarmError(f"sweep value {key}={text[:12]}...({len(text)} digits) is past the "
+                         f"range of a float (about 1.8e308)") from None
 
 
 def _typed_by_schema(sections: dict, key: str, value):

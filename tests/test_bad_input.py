@@ -102,6 +102,8 @@ BAD = [
     ("+sweep.grid.model.width=[2,0]", "model.width=0 must be an integer >= 1"),
     ("+sweep.grid.model.activation=[relu,swish]", "model.activation='swish' is not one of"),
     ("+sweep.grid.optim.lr=[0.1,-1]", "optim.lr=-1.0 must be a number > 0"),
+    ("+sweep.grid.train.l2=[1" + "0" * 400 + "]",
+     "sweep value train.l2=100000000000...(401 digits) is past the range of a float"),
     ("+sweep.paired.p.model.width=[1,2] +sweep.paired.p.model.depth=[1]",
      "sweep.paired.p lists must have equal lengths"),
     ("+sweep.paired.p=3", "sweep.paired.p must map config keys to lists"),

@@ -287,6 +287,26 @@ def test_a_still_that_fails_in_the_pool_fails_the_render_in_its_own_words(tiny_r
     assert not list((run_dir / "figures").glob(".*"))
 
 
+def test_a_still_whose_process_dies_fails_the_render_naming_what_is_missing(tiny_run, monkeypatch):
+    """A worker killed mid-figure (the OOM killer, a crash): the render stops with a line
+    naming the figures not drawn, rather than waiting for them for ever."""
+    import os
+    import signal
+
+    import swarmcli.render as render_pkg
+
+    def killed(run, cfg):
+        os.kill(os.getpid(), signal.SIGKILL)
+        yield
+
+    run_dir = tiny_run("train.epochs=4")
+    monkeypatch.setitem(render_pkg.STILLS, "loss", killed)  # the fork inherits it
+    with pytest.raises(RuntimeError, match="a process drawing the stills died .*; not drawn: "
+                                           ".*loss"):
+        render(run_dir, what=["hive", "loss"], workers=2)
+    assert not list((run_dir / "figures").glob(".*"))
+
+
 def test_none_renders_nothing(tiny_run):
     run_dir = tiny_run()
     assert render(run_dir, what=["none"]) == [] and render(run_dir, what=[]) == []

@@ -259,6 +259,87 @@ def test_a_cell_file_failing_in_its_background_fsync_is_never_claimed(tmp_path, 
     assert not list(run_dir.rglob("*.tmp"))
 
 
+def a_writer(run_dir: Path, cells: int) -> results.RunWriter:
+    """A RunWriter over a bare manifest of `cells` unsaved cells (what these tests look at)."""
+    return results.RunWriter(run_dir, {"cells": [{"index": i, "saved": False}
+                                                  for i in range(cells)]})
+
+
+def test_files_waiting_for_the_saver_stay_under_the_cap(tmp_path, monkeypatch):
+    """A fast run on a slow disk: past MAX_OPEN files written and not yet fsynced, the next
+    cell waits for the oldest, so the open files stay bounded (not one per file of the run)."""
+    real_fsync, most = os.fsync, []
+
+    def slow_fsync(fd):
+        most.append(len(list(tmp_path.rglob("*.tmp"))))
+        time.sleep(0.01)
+        real_fsync(fd)
+
+    monkeypatch.setattr(results.os, "fsync", slow_fsync)
+    arrays = {f"a{k}": np.arange(10.0) for k in range(3)}
+    for cap, bound in ((4, 4 + 3), (1000, None)):
+        monkeypatch.setattr(results, "MAX_OPEN", cap)
+        most.clear()
+        w = a_writer(tmp_path / f"cap{cap}", 12)
+        for i in range(12):
+            w.save_cell(i, arrays, {})
+        w.save_manifest()
+        assert all(c["saved"] for c in w.manifest["cells"])
+        if bound is not None:
+            assert max(most) <= bound, max(most)
+        else:
+            assert max(most) > 4 + 3  # without the cap they pile up: the test can fail
+
+
+def test_an_interrupt_as_a_cell_starts_leaves_a_writer_that_can_stop(tmp_path, monkeypatch):
+    """Ctrl-C just as a cell's writes begin: the cells before it land and are claimed, the run
+    says interrupted, nothing hangs and no .tmp is left."""
+    w = a_writer(tmp_path / "r", 2)
+    w.save_cell(0, {"loss": np.zeros(3)}, {})
+    real = results.stops.deferred
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(results.stops, "deferred", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        w.save_cell(1, {"loss": np.zeros(3)}, {})
+    monkeypatch.setattr(results.stops, "deferred", real)
+    w.stop(KeyboardInterrupt())
+    m = json.loads((tmp_path / "r" / results.MANIFEST).read_text())
+    assert m["state"] == "interrupted" and [c["saved"] for c in m["cells"]] == [True, False]
+    assert not list((tmp_path / "r").rglob("*.tmp"))
+
+
+def test_ctrl_c_while_a_claim_is_queued_waits_for_it(tmp_path, monkeypatch):
+    """SIGINT arriving as claim_saved hands swarm.json to the saver: the claim is tracked, so
+    stop() waits for it and its swarm.json never lands over the one saying interrupted."""
+    w = a_writer(tmp_path / "r", 1)
+    w.save_cell(0, {"loss": np.zeros(3)}, {})
+    saver, real_submit = results._saver(), results._saver().submit
+
+    def submit(fn, *a):
+        def slow():  # the claim's swarm.json lands late, after the stop
+            time.sleep(0.3)
+            return fn(*a)
+        future = real_submit(slow)
+        os.kill(os.getpid(), signal.SIGINT)
+        return future
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        monkeypatch.setattr(saver, "submit", submit)
+        with pytest.raises(KeyboardInterrupt):
+            w.claim_saved()
+        monkeypatch.setattr(saver, "submit", real_submit)
+        w.stop(KeyboardInterrupt())
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    time.sleep(0.5)  # a claim stop() did not wait for would land by now
+    m = json.loads((tmp_path / "r" / results.MANIFEST).read_text())
+    assert m["state"] == "interrupted" and m["cells"][0]["saved"]
+
+
 def tmpfs(path: Path, size: str) -> bool:
     path.mkdir()
     return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],

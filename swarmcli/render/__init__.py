@@ -12,6 +12,8 @@ import io
 import multiprocessing as mp
 import os
 import sys
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import matplotlib
@@ -139,23 +141,38 @@ def render_run(run_dir, render_cfg: dict, out=sys.stdout) -> list[Path]:
     # workers draw their frames): the default hive's renders took 11.4 s one after another
     # on 2 cores (benchmarks/README.md, "Rendering side by side")
     ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
-    pool = ctx.Pool(min(len(stills), cores), initializer=video.quiet_worker)
+    pool = None
     try:
-        jobs = {w: pool.apply_async(_still_job, (w, str(run.path), cfg)) for w in stills}
+        pool = ProcessPoolExecutor(min(len(stills), cores), mp_context=ctx,
+                                   initializer=video.quiet_worker)
+        jobs = {w: pool.submit(_still_job, w, str(run.path), cfg) for w in stills}
         return _in_order(what, jobs, lambda w: _draw(w, run, cfg, fig_dir), out)
     except BaseException:
-        pool.terminate()  # a still cut short leaves only its .tmp, removed here
-        pool.join()
-        for tmp in fig_dir.glob(".*.png.tmp"):
-            tmp.unlink(missing_ok=True)
+        _stop_now(pool)  # a still cut short leaves only its .tmp, removed here
+        for w in stills:
+            for tmp in fig_dir.glob(f".{w}*.png.tmp"):
+                tmp.unlink(missing_ok=True)
         raise
     finally:
-        pool.terminate()
-        pool.join()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop_now(pool) -> None:
+    """End a stills pool's workers at once (Ctrl-C, a failed figure): the executor itself
+    would let each finish its figure first."""
+    if pool is None:
+        return
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in workers:
+        proc.terminate()
+    for proc in workers:
+        proc.join()
 
 
 def _in_order(what: list[str], jobs: dict, draw, out) -> list[Path]:
-    """Draw here, in turn, each figure not in `jobs` (figure -> AsyncResult of its paths), and
+    """Draw here, in turn, each figure not in `jobs` (figure -> Future of its paths), and
     print each "wrote" line in the order asked for, as soon as it and those before it are
     done."""
     written: list[Path] = []
@@ -170,8 +187,13 @@ def _in_order(what: list[str], jobs: dict, draw, out) -> list[Path]:
         nonlocal k
         while k < len(what):
             w = what[k]
-            if w in jobs and (wait or jobs[w].ready()):
-                paths = jobs[w].get()
+            if w in jobs and (wait or jobs[w].done()):
+                try:
+                    paths = jobs[w].result()
+                except BrokenProcessPool:
+                    left = [x for x in what[k:] if x in jobs]
+                    raise RuntimeError(f"a process drawing the stills died (killed, or out of "
+                                       f"memory?); not drawn: {', '.join(left)}") from None
             elif w in drawn:
                 paths = drawn[w]
             else:

@@ -35,6 +35,7 @@ this module writes. Everything else reads and writes a run dir through the names
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import copy
@@ -71,6 +72,9 @@ __all__ = [
     "cell_dir", "clear", "compare", "load", "load_array", "load_checked", "mark_stopped",
     "new_manifest", "read_manifest", "read_summary", "save_array", "save_json", "summary_rows",
 ]
+
+
+MAX_OPEN = 256  # files written and still open, waiting for the saver thread's fsync
 
 
 class WriteFailed(SwarmError):
@@ -220,6 +224,9 @@ class RunWriter:
         self.manifest = manifest
         self.rows: list[dict] = []
         self._landing: list[dict] = []  # cells written, their fsyncs under way (save_cell)
+        self._claimed = 0  # self._landing[:_claimed] is covered by a queued claim
+        self._in_flight: collections.deque = collections.deque()  # (Future, files open)
+        self._open_files = 0
         self.dir.mkdir(parents=True, exist_ok=True)
         self.set_state("running")
 
@@ -276,23 +283,34 @@ class RunWriter:
 
     def _save_later(self, index: int | None, info: dict, writes: dict) -> None:
         """Write each file now, its fsync and rename on the saver thread; the next swarm.json
-        claims cell `index` (None: run-level files) once all of them have landed (`_land`)."""
-        landing = {"index": index, "info": info, "whole": False, "landed": None}
-        self._landing.append(landing)  # before the first write: a failure waits for them all
-        opened: list = []
+        claims cell `index` (None: run-level files) once all of them have landed (`_land`).
+        At most MAX_OPEN files wait open for the saver: past that, the oldest are waited for
+        (a fast run on a slow disk would otherwise run out of file descriptors)."""
         with stops.deferred():  # one hold for all of them, not one per file
+            while self._open_files > MAX_OPEN and self._in_flight:
+                future, n = self._in_flight.popleft()
+                concurrent.futures.wait([future])
+                self._open_files -= n
+            opened: list = []
+            landing = {"index": index, "info": info, "whole": False, "landed": None}
             try:
                 for path, write in writes.items():
                     _atomic_write(path, write, later=opened)
                 landing["whole"] = True  # every file written; the fsyncs may still fail
             finally:  # those written before a failure still land (or are removed): no .tmp
                 landing["landed"] = _saver().submit(_finish_all, opened)
+                self._landing.append(landing)
+                self._in_flight.append((landing["landed"], len(opened)))
+                self._open_files += len(opened)
 
-    def _land(self) -> None:
-        """Wait for the files still being fsynced, and mark each cell saved once all its files
-        are on disk; the first failure is raised once every file has finished."""
+    def _land(self, upto: int | None = None) -> None:
+        """Wait for the files still being fsynced (those of the first `upto` entries, or all),
+        and mark each cell saved once all its files are on disk; the first failure is raised
+        once every file waited for has finished."""
         with stops.deferred():
-            landing, self._landing = self._landing, []
+            upto = len(self._landing) if upto is None else upto
+            landing, self._landing = self._landing[:upto], self._landing[upto:]
+            self._claimed = max(0, self._claimed - upto)
             concurrent.futures.wait([cell["landed"] for cell in landing])
             _claim(self.manifest, landing)
 
@@ -300,17 +318,21 @@ class RunWriter:
         """swarm.json claiming every cell written so far, written by the saver thread once
         their files have landed (it takes them in order), while this thread goes on: a
         group's claim costs the run no wait. A cell whose file failed is never claimed; the
-        failure already known ends the run here, a later one at the next `_land`."""
-        if any(c["landed"].done() and c["landed"].exception() for c in self._landing):
-            self._land()  # raises it
-        pending, snapshot = list(self._landing), copy.deepcopy(self.manifest)
+        failure already known ends the run here, a later one at the next `_land`. What the
+        previous claim covered is landed here first (by now it has, but for a slow disk)."""
+        with stops.deferred():  # the claim is tracked before any interrupt can come
+            self._land(self._claimed)
+            if any(c["landed"].done() and c["landed"].exception() for c in self._landing):
+                self._land()  # raises it
+            pending, snapshot = list(self._landing), copy.deepcopy(self.manifest)
 
-        def write():
-            _claim(snapshot, pending)  # all done: the saver ran them before this
-            save_json(self.dir / MANIFEST, snapshot)
+            def write():
+                _claim(snapshot, pending)  # all done: the saver ran them before this
+                save_json(self.dir / MANIFEST, snapshot)
 
-        self._landing.append({"index": None, "info": {}, "whole": True,
-                              "landed": _saver().submit(write)})
+            self._landing.append({"index": None, "info": {}, "whole": True,
+                                  "landed": _saver().submit(write)})
+            self._claimed = len(self._landing)
 
     def save_manifest(self) -> None:
         """swarm.json as it stands, once every cell it claims is on disk. A kill between the
