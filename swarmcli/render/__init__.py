@@ -18,7 +18,7 @@ from pathlib import Path
 
 import matplotlib
 
-from swarmcli import choices, results
+from swarmcli import choices, results, stops
 from swarmcli.checks import check_choice, check_number
 from swarmcli.config import RenderConfig
 from swarmcli.errors import SwarmError
@@ -143,9 +143,10 @@ def render_run(run_dir, render_cfg: dict, out=sys.stdout) -> list[Path]:
     ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
     pool = None
     try:
-        pool = ProcessPoolExecutor(min(len(stills), cores), mp_context=ctx,
-                                   initializer=video.quiet_worker)
-        jobs = {w: pool.submit(_still_job, w, str(run.path), cfg) for w in stills}
+        with stops.deferred():  # workers forked meanwhile ignore Ctrl-C until their set-up
+            pool = ProcessPoolExecutor(min(len(stills), cores), mp_context=ctx,
+                                       initializer=video.quiet_worker)
+            jobs = {w: pool.submit(_still_job, w, str(run.path), cfg) for w in stills}
         return _in_order(what, jobs, lambda w: _draw(w, run, cfg, fig_dir), out)
     except BaseException:
         _stop_now(pool)  # a still cut short leaves only its .tmp, removed here

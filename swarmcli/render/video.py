@@ -34,6 +34,7 @@ from typing import NamedTuple
 import imageio_ffmpeg
 import matplotlib
 
+from swarmcli import stops
 from swarmcli.render import boundaries, scenes, style, unit_fields, units
 from swarmcli.results import load
 
@@ -305,7 +306,8 @@ def _parallel(ref, tl: Timeline, tmp: str, out: str, fmt: str, n: int, bar) -> N
     # fork: workers start at once, with matplotlib already imported; elsewhere spawn
     ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
     stop, done = ctx.Event(), ctx.Value("i", 0)
-    pool = ctx.Pool(n, initializer=_worker_init, initargs=(stop, done))
+    with stops.deferred():  # workers forked meanwhile ignore Ctrl-C until _worker_init
+        pool = ctx.Pool(n, initializer=_worker_init, initargs=(stop, done))
     result = None
     try:
         result = pool.starmap_async(write_segment, [(ref, ch, p, tl.fps, fmt)
