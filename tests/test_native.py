@@ -238,3 +238,17 @@ def test_without_the_kernel_runs_train_in_torch(monkeypatch):
     assert native.unsupported(group) == "the native kernel was not built"
     with pytest.raises(SwarmError, match="native kernel was not built"):
         cells_group("train.native=on")
+
+
+@pytest.mark.parametrize("activation", native.LANE_ACTIVATIONS)
+def test_every_lane_activation_trains_in_lanes_as_in_torch(activation, monkeypatch):
+    """native.LANE_ACTIVATIONS and the kernel's LANE_DISPATCH name the same activations: each
+    trains in a lane block (a missing case would fail the call) and matches the torch loop."""
+    monkeypatch.setattr(native, "MIN_LANE_FILL", 0.0)
+    group = make_group(depth=1, widths=[3, 3], activation=[activation] * 2, optimizer="sgd",
+                       hyper={"lr": [0.01] * 2, "momentum": [0.9] * 2, "dampening": [0.0] * 2,
+                              "weight_decay": [0.0] * 2},
+                       x=X, y=Y, epochs=10, seed=3, bees=8, frames=range(11), dtype="float64")
+    blocks, singles = native.lane_plan(group, np.float64)
+    assert len(singles) == 0 and (blocks >= 0).sum() == 16
+    assert_same(*both_paths(group))
